@@ -1,0 +1,93 @@
+"""The `sdsl-sim` command line: a thin layer over the library.
+
+Every command module in this package defines `register(subparsers)`, which adds its sub-command and
+sets `handler` to a function of the parsed arguments. A handler returns a dict (printed as one JSON
+object with `--json`, else as aligned `key: value` lines) or None when it printed its own output.
+Bad input anywhere raises `InputError` and ends as one `error: ...` line on stderr, exit status 2.
+"""
+
+import argparse
+import importlib
+import json
+import math
+import sys
+
+from ..errors import InputError
+from ..units import parse_count
+
+# Order is the order of `sdsl-sim --help`.
+COMMAND_MODULES = ("analytic",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as InputError (one line, exit 2) instead of usage text."""
+
+    def error(self, message):
+        raise InputError(f"{self.prog}: {message}")
+
+
+def count_type(what: str):
+    """argparse `type=` for counts written as 70e9, 70B, 277M or 1.5T."""
+    return lambda text: parse_count(text, what)
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="sdsl-sim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sdsl-sim {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    return parser
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def emit(result: dict, as_json: bool) -> None:
+    result = _jsonable(result)
+    if as_json:
+        print(json.dumps(result))
+        return
+    width = max(map(len, result), default=0)
+    for key, value in result.items():
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        elif isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        print(f"{key:<{width}}  {value}")
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        result = args.handler(args)
+        if result is not None:
+            emit(result, getattr(args, "json", False))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
