@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..units import parse_count
 
 # Order is the order of `sdsl-sim --help`.
-COMMAND_MODULES = ("analytic",)
+COMMAND_MODULES = ("analytic", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,9 +26,22 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message}")
 
 
-def count_type(what: str):
+def arg_type(parse):
+    """Wrap a parser that raises InputError as an argparse `type=`, so argparse names the option."""
+
+    def convert(text):
+        try:
+            return parse(text)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def count_type(what: str = "value"):
     """argparse `type=` for counts written as 70e9, 70B, 277M or 1.5T."""
-    return lambda text: parse_count(text, what)
+    return arg_type(lambda text: parse_count(text, what))
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

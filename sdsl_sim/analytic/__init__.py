@@ -1,0 +1,37 @@
+"""The analytic model: SDSL scaling laws, Leviathan's expectations, the Lambert-W optimum and N*.
+
+Pure, numpy-vectorised functions with no simulation and no I/O. The simulator and its tests are
+checked against these; sdsl-math.md derives every formula.
+"""
+
+from .laws import (
+    ALPHA_LAW,
+    PERPLEXITY_LAW,
+    AlphaLaw,
+    PerplexityLaw,
+    alpha_from_perplexity,
+    alpha_from_sizes,
+    perplexity,
+)
+from .leviathan import expected_tokens_from_prefix_probs, expected_tokens_per_iteration, leviathan_speedup
+from .nstar import (
+    LINEAR_LAW_M0_PARAMS,
+    LINEAR_LAW_MU,
+    PAPER_TARGET_PARAMS,
+    LinearFit,
+    NStar,
+    fit_n_star,
+    n_star,
+    n_star_linear,
+)
+from .optimum import (
+    best_integer_gamma,
+    check_alpha,
+    check_cost_ratio,
+    neg_lambertw_m1_of_neg_exp,
+    optimal_gamma,
+    optimal_speedup,
+    optimal_throughput_tokens_per_flop,
+    speculation_helps,
+    throughput_tokens_per_flop,
+)

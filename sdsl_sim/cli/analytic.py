@@ -1,0 +1,122 @@
+"""`sdsl-sim analytic ...`: the closed-form SDSL model with no hardware (sdsl_sim.analytic)."""
+
+from .. import analytic
+from ..errors import InputError
+from ..units import parse_count
+from . import add_json_flag, arg_type, count_type
+
+DEFAULT_TRAIN_TOKENS = 1e13
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{text!r} is not a number; expected a value in (0, 1)") from None
+    if not 0 < value < 1:
+        raise InputError(f"{text} is outside (0, 1)")
+    return value
+
+
+def _gamma(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise InputError(f"{text!r} is not an integer; expected an integer >= 0") from None
+    if value < 0:
+        raise InputError(f"{text} is negative; expected an integer >= 0")
+    return value
+
+
+def _targets(text: str) -> list[float]:
+    return [parse_count(part, "target size") for part in text.split(",") if part.strip()]
+
+
+def _check_pair(target_params: float, draft_params: float) -> None:
+    if draft_params >= target_params:
+        raise InputError(
+            f"--draft-params {draft_params:g} must be smaller than --target-params {target_params:g}"
+        )
+
+
+def throughput(args) -> dict:
+    _check_pair(args.target_params, args.draft_params)
+    c = args.draft_params / args.target_params
+    gamma_opt = float(analytic.optimal_gamma(args.alpha, c))
+    if args.gamma is None:
+        gamma = gamma_opt
+        tokens_per_flop = float(analytic.optimal_throughput_tokens_per_flop(args.alpha, args.target_params, args.draft_params))
+    else:
+        gamma = args.gamma
+        tokens_per_flop = float(analytic.throughput_tokens_per_flop(args.alpha, gamma, args.target_params, args.draft_params))
+    return {
+        "alpha": args.alpha,
+        "target_params": args.target_params,
+        "draft_params": args.draft_params,
+        "gamma": gamma,
+        "gamma_opt": gamma_opt,
+        "best_integer_gamma": analytic.best_integer_gamma(args.alpha, c),
+        "speculation_helps": bool(analytic.speculation_helps(args.alpha, c)),
+        "expected_tokens_per_iteration": float(analytic.expected_tokens_per_iteration(args.alpha, gamma)),
+        "throughput_tokens_per_flop": tokens_per_flop,
+        "speedup_vs_autoregressive": tokens_per_flop * 2 * args.target_params,
+    }
+
+
+def nstar(args) -> dict:
+    result = analytic.n_star(args.target_params, args.train_tokens)
+    return {
+        "target_params": result.target_params,
+        "train_tokens": result.train_tokens,
+        "n_star_params": result.n_star_params,
+        "n_star_linear": float(analytic.n_star_linear(args.target_params)),
+        "alpha_at_n_star": result.alpha_at_n_star,
+        "gamma_opt_at_n_star": result.gamma_opt_at_n_star,
+        "speedup_at_n_star": result.speedup_at_n_star,
+        "draft_perplexity": result.draft_perplexity,
+        "target_perplexity": result.target_perplexity,
+    }
+
+
+def fit_nstar(args) -> dict:
+    fit = analytic.fit_n_star(args.train_tokens, args.targets)
+    return {
+        "train_tokens": args.train_tokens,
+        "mu": fit.mu,
+        "m0": fit.m0_params,
+        "r2": fit.r2,
+        "points": [
+            {"target_params": m, "n_star_params": n} for m, n in zip(fit.target_params, fit.n_star_params)
+        ],
+    }
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("analytic", help="closed-form SDSL model (no hardware)")
+    commands = parser.add_subparsers(dest="analytic_command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("throughput", help="Lambert-W optimum or Leviathan's speedup at a gamma")
+    p.add_argument("--alpha", type=arg_type(_alpha), required=True, help="acceptance rate in (0, 1)")
+    p.add_argument("--target-params", type=count_type("size"), required=True, metavar="M")
+    p.add_argument("--draft-params", type=count_type("size"), required=True, metavar="N")
+    p.add_argument("--gamma", type=arg_type(_gamma), help="integer lookahead; default: the real-valued optimum")
+    add_json_flag(p)
+    p.set_defaults(handler=throughput)
+
+    tokens_help = f"pre-training tokens of both models (default {DEFAULT_TRAIN_TOKENS:g})"
+    p = commands.add_parser("nstar", help="throughput-optimal draft size for a target")
+    p.add_argument("--target-params", type=count_type("size"), required=True, metavar="M")
+    p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D", help=tokens_help)
+    add_json_flag(p)
+    p.set_defaults(handler=nstar)
+
+    p = commands.add_parser("fit-nstar", help="fit N* = mu M + M0 over target sizes")
+    p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D", help=tokens_help)
+    p.add_argument(
+        "--targets",
+        type=arg_type(_targets),
+        default=list(analytic.PAPER_TARGET_PARAMS),
+        help="comma-separated target sizes (default: the paper's 13)",
+    )
+    add_json_flag(p)
+    p.set_defaults(handler=fit_nstar)
