@@ -1,0 +1,113 @@
+"""`sdsl-sim latency` (one forward pass on one GPU profile) and `sdsl-sim list hardware|models|runtimes`."""
+
+from ..costs import check_memory, pass_cost
+from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu
+from ..models import DTYPE_BYTES, list_models, load_model
+from . import add_json_flag
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "latency",
+        help="roofline latency of one forward pass",
+        description="GPU time of one forward pass: BATCH sequences each adding TOKENS new tokens on top of "
+        "CONTEXT cached ones (prefill: --tokens PROMPT --context 0). Host per-step costs are not included.",
+    )
+    p.add_argument("--model", required=True, help="catalog name (see `sdsl-sim list models`) or synthetic-<size>")
+    p.add_argument("--hardware", required=True, help="GPU profile name (see `sdsl-sim list hardware`) or a .toml path")
+    p.add_argument("--batch", type=int, default=1, help="sequences in the pass (default 1)")
+    p.add_argument("--tokens", type=int, default=1, help="new tokens per sequence (default 1)")
+    p.add_argument("--context", type=int, default=0, help="tokens already cached per sequence (default 0)")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (default 1)")
+    p.add_argument("--dtype", default="bf16", choices=list(DTYPE_BYTES), help="weight dtype (default bf16)")
+    p.add_argument("--kv-dtype", default="bf16", choices=list(DTYPE_BYTES), help="KV-cache dtype (default bf16)")
+    p.add_argument("--runtime", default=None, help="runtime profile (default: the GPU's own; see `sdsl-sim list runtimes`)")
+    for what in ("bandwidth", "flops", "memory", "link"):
+        p.add_argument(f"--{what}-scale", type=float, default=1.0, metavar="X", help=f"what-if: multiply the GPU's {what} by X")
+    add_json_flag(p)
+    p.set_defaults(handler=latency)
+
+    p = subparsers.add_parser("list", help="list GPU profiles, runtime profiles or catalog models")
+    p.add_argument("what", choices=["hardware", "models", "runtimes"])
+    add_json_flag(p)
+    p.set_defaults(handler=list_things)
+
+
+def latency(args) -> dict:
+    model = load_model(args.model)
+    gpu = scale_gpu(
+        load_gpu(args.hardware),
+        bandwidth=args.bandwidth_scale,
+        flops=args.flops_scale,
+        memory=args.memory_scale,
+        link=args.link_scale,
+    )
+    runtime = load_runtime(args.runtime or gpu.default_runtime)
+    shape = dict(batch=args.batch, tokens=args.tokens, context=args.context, tp=args.tp)
+    check_memory([model], gpu, batch=args.batch, context=args.context + args.tokens, tp=args.tp,
+                 weight_dtype=args.dtype, kv_dtype=args.kv_dtype)
+    cost = pass_cost(model, gpu, **shape, weight_dtype=args.dtype, kv_dtype=args.kv_dtype, runtime=runtime)
+    return {
+        "model": model.name,
+        "hardware": gpu.name,
+        **shape,
+        "dtype": args.dtype,
+        "kv_dtype": args.kv_dtype,
+        "runtime": runtime.name,
+        "latency_ms": cost.latency_s * 1e3,
+        "bound": cost.bound,
+        "breakdown_ms": {k: v * 1e3 for k, v in cost.breakdown_s.items()},
+        "bound_ms": {k: v * 1e3 for k, v in cost.bound_s.items()},
+    }
+
+
+def _rows(what: str) -> list[dict]:
+    if what == "hardware":
+        rows = []
+        for name in list_gpus():
+            g = load_gpu(name)
+            rows.append({
+                "name": name,
+                "bf16_tflops": g.bf16_flops / 1e12,
+                "fp8_tflops": None if g.fp8_flops is None else g.fp8_flops / 1e12,
+                "hbm_bandwidth_gb_s": g.hbm_bandwidth_bytes_per_s / 1e9,
+                "memory_gb": g.memory_bytes / 1e9,
+                "description": g.description,
+            })
+        return rows
+    if what == "runtimes":
+        return [{"name": n, "cuda_graphs": r.cuda_graphs, "description": r.description}
+                for n, r in ((n, load_runtime(n)) for n in list_runtimes())]
+    rows = []
+    for name in list_models():
+        m = load_model(name)
+        rows.append({
+            "name": name,
+            "params_b": m.params / 1e9,
+            "n_layers": m.n_layers,
+            "hidden_size": m.hidden_size,
+            "heads": f"{m.n_heads}/{m.n_kv_heads}",
+            "ffn": f"{m.ffn_type} {m.ffn_size}",
+            "vocab_size": m.vocab_size,
+        })
+    return rows
+
+
+def list_things(args):
+    rows = _rows(args.what)
+    if args.json:
+        return {args.what: rows}
+    cells = [[_cell(v) for v in row.values()] for row in rows]
+    header = list(rows[0])
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    for line in [header, *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+    return None
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if value == value and abs(value) != float("inf") else str(value)
+    return str(value)

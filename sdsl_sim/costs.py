@@ -1,0 +1,274 @@
+"""Roofline latency of one forward pass: the one seam between the simulator and the hardware.
+
+A pass is `batch` sequences, each adding `tokens` new tokens on top of `context` cached ones, on `tp`
+GPUs. Each operator (fused QKV, attention with its KV reads, output projection, MLP up(+gate) and
+down, the small norm/rotary/activation/residual kernels, LM head, all-reduces) costs
+
+    max(FLOPs / (peak x flops_eff(m)),  bytes / (bandwidth x bw_eff(bytes)),  kernel floor)
+
+where m = batch x tokens rows and both efficiencies are the per-GPU curves in `hardware.GPU`
+(fitted to the micro-benchmarks in shared/reference/calibration.md). Without CUDA graphs every
+kernel costs at least the runtime's host launch time. Under tensor parallelism each layer adds two
+ring all-reduces: latency + 2(tp-1)/tp x bytes / (link bandwidth x link_eff).
+Prefill is the same function with tokens = prompt length and context = 0 (logits are computed for
+every new token, as verification needs; for prefill this overstates the LM head).
+On a `weights-only` GPU (the `ideal` profile) a pass costs exactly weight bytes / (tp x bandwidth).
+Host-side per-step engine costs are not here: see `hardware.step_overhead_s`.
+"""
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError
+from .hardware import GPU, Runtime, load_runtime
+from .models import Model, dtype_bytes
+
+ACT_BYTES = 2.0  # activations stay bf16/fp16 whatever the weight dtype (weight-only quantisation)
+OP_CLASSES = ("qkv", "attention", "out_proj", "mlp", "norms_elementwise", "lm_head", "allreduce")
+
+
+@dataclass(frozen=True)
+class PassCost:
+    """Latency of one pass with what explains it. `breakdown_s`: seconds per operator class plus
+    `launch` (host launch gaps without CUDA graphs); `bound_s`: seconds of kernels limited by
+    memory, compute or overhead (kernel floors, launches, all-reduces); `bound` is the largest."""
+
+    latency_s: float
+    bound: str
+    breakdown_s: dict
+    bound_s: dict
+
+
+@dataclass(frozen=True)
+class _Op:
+    cls: str
+    count: int  # kernels of this shape per pass
+    weight_bytes: float  # per GPU
+    k: float  # GEMM input width (0 for non-GEMM operators)
+    n: float  # GEMM output width per GPU
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about a pass that does not depend on batch, tokens or context."""
+
+    ops: tuple
+    weights_only_s: float  # per-pass time on a weights-only GPU, else 0
+    gemm_flops: float  # peak FLOP/s for the weight GEMMs (FP8 when weights are fp8 and the GPU has it)
+    attn_flops: float
+    bw: float
+    bw_max: float
+    bw_half: float
+    bw_p: float
+    f_max: float
+    f_half: float
+    f_q: float
+    floor_s: float
+    launch_s: float  # 0 with CUDA graphs
+    small_kernels: int
+    n_layers: int
+    hidden: float
+    heads_gpu: float
+    head_dim: float
+    kv_row_bytes: float  # K+V bytes per token per layer per GPU
+    allreduce_fixed_s: float
+    allreduce_bytes_s: float  # seconds per all-reduced byte
+
+
+def _check_tp(model: Model, tp) -> int:
+    if isinstance(tp, bool) or not isinstance(tp, (int, np.integer)) or tp < 1:
+        raise InputError(f"tp {tp!r} must be a positive integer")
+    if model.n_heads % tp:
+        raise InputError(f"tp {tp} does not divide {model.name}'s {model.n_heads} attention heads")
+    return int(tp)
+
+
+@lru_cache(maxsize=1024)
+def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, runtime: Runtime) -> _Plan:
+    wb = dtype_bytes(weight_dtype, "weight dtype")
+    kvb = dtype_bytes(kv_dtype, "kv dtype")
+    h, hd, L = model.hidden_size, model.head_dim, model.n_layers
+    heads = model.n_heads / tp
+    kv_heads = math.ceil(model.n_kv_heads / tp)  # KV heads are replicated when tp exceeds them
+    ffn_out = (2 if model.ffn_type == "swiglu" else 1) * model.ffn_size / tp
+    e = model.embed_dim or h
+    gemms = [
+        ("qkv", h, (heads + 2 * kv_heads) * hd),
+        ("out_proj", heads * hd, h),
+        ("mlp", h, ffn_out),
+        ("mlp", model.ffn_size / tp, h),
+    ]
+    ops = [_Op(cls, L, k * n * wb, k, n) for cls, k, n in gemms]
+    ops.append(_Op("lm_head", 1, e * model.vocab_size / tp * wb, e, model.vocab_size / tp))
+    fp8 = weight_dtype == "fp8" and gpu.fp8_flops is not None
+    link_bw = gpu.link_bandwidth_bytes_per_s * gpu.link_eff
+    return _Plan(
+        ops=tuple(ops),
+        weights_only_s=(model.params * wb / (tp * gpu.hbm_bandwidth_bytes_per_s) if gpu.pass_model == "weights-only" else 0.0),
+        gemm_flops=gpu.fp8_flops if fp8 else gpu.bf16_flops,
+        attn_flops=gpu.bf16_flops,
+        bw=gpu.hbm_bandwidth_bytes_per_s,
+        bw_max=gpu.bw_eff_max,
+        bw_half=gpu.bw_eff_half_bytes,
+        bw_p=gpu.bw_eff_exponent,
+        f_max=gpu.flops_eff_max,
+        f_half=gpu.flops_eff_half_rows,
+        f_q=gpu.flops_eff_exponent,
+        floor_s=gpu.kernel_floor_s,
+        launch_s=0.0 if runtime.cuda_graphs else runtime.kernel_launch_s,
+        small_kernels=runtime.small_kernels_per_layer,
+        n_layers=L,
+        hidden=h,
+        heads_gpu=heads,
+        head_dim=hd,
+        kv_row_bytes=2 * kv_heads * hd * kvb,
+        allreduce_fixed_s=(gpu.allreduce_latency_s + (tp - 1) * gpu.allreduce_latency_per_peer_s) if tp > 1 else 0.0,
+        allreduce_bytes_s=2 * (tp - 1) / tp / link_bw if tp > 1 else 0.0,
+    )
+
+
+def bandwidth_efficiency(gpu: GPU, nbytes):
+    """Achieved fraction of peak HBM bandwidth for a kernel moving `nbytes` (calibration.md, Vidur rows)."""
+    return gpu.bw_eff_max / (1.0 + (gpu.bw_eff_half_bytes / nbytes) ** gpu.bw_eff_exponent)
+
+
+def flops_efficiency(gpu: GPU, rows):
+    """Achieved fraction of peak FLOP/s for a GEMM with `rows` = batch x tokens (calibration.md:
+    Vidur per-layer linear times at 1-256 tokens, dense GEMM maxima)."""
+    return gpu.flops_eff_max / (1.0 + (gpu.flops_eff_half_rows / rows) ** gpu.flops_eff_exponent)
+
+
+def gemm_time_s(gpu: GPU, *, rows, k, n, weight_dtype="bf16"):
+    """Roofline time of one weight GEMM (rows x k) @ (k x n) on one GPU, seconds; broadcasts."""
+    nbytes = k * n * dtype_bytes(weight_dtype, "weight dtype") + ACT_BYTES * rows * (k + n)
+    peak = gpu.fp8_flops if weight_dtype == "fp8" and gpu.fp8_flops is not None else gpu.bf16_flops
+    t_mem = nbytes / (gpu.hbm_bandwidth_bytes_per_s * bandwidth_efficiency(gpu, nbytes))
+    t_comp = 2.0 * rows * k * n / (peak * flops_efficiency(gpu, rows))
+    return np.maximum(np.maximum(t_mem, t_comp), gpu.kernel_floor_s)
+
+
+def _terms(p: _Plan, b, t, c):
+    """(class, kernels, memory time, compute time, fixed time) per operator; broadcasts over b, t, c."""
+    m = b * t
+    feff = p.f_max / (1.0 + (p.f_half / m) ** p.f_q)
+    out = []
+    for op in p.ops:
+        nbytes = op.weight_bytes + ACT_BYTES * m * (op.k + op.n)
+        t_mem = nbytes / (p.bw * p.bw_max / (1.0 + (p.bw_half / nbytes) ** p.bw_p))
+        t_comp = 2.0 * m * op.k * op.n / (p.gemm_flops * feff)
+        out.append((op.cls, op.count, t_mem, t_comp, p.floor_s))
+    # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs.
+    nbytes = b * (c + 2.0 * t) * p.kv_row_bytes + 2.0 * ACT_BYTES * m * p.heads_gpu * p.head_dim
+    t_mem = nbytes / (p.bw * p.bw_max / (1.0 + (p.bw_half / nbytes) ** p.bw_p))
+    flops = 4.0 * m * (c + 0.5 * (t + 1.0)) * p.heads_gpu * p.head_dim
+    out.append(("attention", p.n_layers, t_mem, flops / (p.attn_flops * feff), p.floor_s))
+    # Small kernels (norms, rotary, activation, residual adds) each read and write the hidden state;
+    # two more per pass: embedding gather and the final norm.
+    nbytes = 2.0 * ACT_BYTES * m * p.hidden
+    t_mem = nbytes / (p.bw * p.bw_max / (1.0 + (p.bw_half / nbytes) ** p.bw_p))
+    out.append(("norms_elementwise", p.n_layers * p.small_kernels + 2, t_mem, 0.0, p.floor_s))
+    if p.allreduce_fixed_s:
+        t_link = p.allreduce_fixed_s + ACT_BYTES * m * p.hidden * p.allreduce_bytes_s
+        out.append(("allreduce", 2 * p.n_layers, 0.0, 0.0, t_link))
+    return out
+
+
+def _is_array(*values) -> bool:
+    return any(isinstance(v, np.ndarray) for v in values)
+
+
+def _validate_shape(batch, tokens, context) -> None:
+    if _is_array(batch, tokens, context):
+        bad = [(n, v) for n, v, lo in (("batch", batch, 1), ("tokens", tokens, 1), ("context", context, 0))
+               if np.any(np.asarray(v) < lo) or np.any(~np.isfinite(np.asarray(v, dtype=float)))]
+    else:
+        bad = [(n, v) for n, v, lo in (("batch", batch, 1), ("tokens", tokens, 1), ("context", context, 0))
+               if not v >= lo or not math.isfinite(v)]
+    if bad:
+        name, value = bad[0]
+        expected = ">= 0" if name == "context" else ">= 1"
+        raise InputError(f"{name} {value!r} must be finite and {expected}")
+
+
+def _get_plan(model, gpu, tp, weight_dtype, kv_dtype, runtime) -> _Plan:
+    if runtime is None:
+        runtime = load_runtime_cached(gpu.default_runtime)
+    elif isinstance(runtime, str):
+        runtime = load_runtime_cached(runtime)
+    return _plan(model, gpu, _check_tp(model, tp), weight_dtype, kv_dtype, runtime)
+
+
+@lru_cache(maxsize=64)
+def load_runtime_cached(name: str) -> Runtime:
+    return load_runtime(name)
+
+
+def pass_latency_s(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dtype="bf16", kv_dtype="bf16", runtime=None):
+    """GPU time in seconds of one forward pass (see module docstring); broadcasts over batch, tokens
+    and context with numpy (arrays in, array out). `runtime` None means `gpu.default_runtime`."""
+    p = _get_plan(model, gpu, tp, weight_dtype, kv_dtype, runtime)
+    _validate_shape(batch, tokens, context)
+    vector = _is_array(batch, tokens, context)
+    if p.weights_only_s:
+        return np.full(np.broadcast(batch, tokens, context).shape, p.weights_only_s) if vector else p.weights_only_s
+    top = np.maximum if vector else max
+    total = 0.0
+    launch = p.launch_s
+    for _, count, t_mem, t_comp, t_fix in _terms(p, batch, tokens, context):
+        total = total + count * top(top(t_mem, t_comp), t_fix if t_fix > launch else launch)
+    return total
+
+
+def pass_cost(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dtype="bf16", kv_dtype="bf16", runtime=None) -> PassCost:
+    """`pass_latency_s` with its explanation (scalar inputs): time per operator class and per bound."""
+    if _is_array(batch, tokens, context):
+        raise InputError("pass_cost takes scalar batch, tokens and context; use pass_latency_s for arrays")
+    p = _get_plan(model, gpu, tp, weight_dtype, kv_dtype, runtime)
+    _validate_shape(batch, tokens, context)
+    if p.weights_only_s:
+        return PassCost(p.weights_only_s, "memory", {"weights": p.weights_only_s}, {"memory": p.weights_only_s, "compute": 0.0, "overhead": 0.0})
+    breakdown = {cls: 0.0 for cls in OP_CLASSES}
+    breakdown["launch"] = 0.0
+    bound = {"memory": 0.0, "compute": 0.0, "overhead": 0.0}
+    for cls, count, t_mem, t_comp, t_fix in _terms(p, batch, tokens, context):
+        gpu_s = max(t_mem, t_comp, t_fix)
+        kernel_s = max(gpu_s, p.launch_s)
+        breakdown[cls] += count * gpu_s
+        breakdown["launch"] += count * (kernel_s - gpu_s)
+        limit = "overhead" if kernel_s > max(t_mem, t_comp) or cls == "allreduce" else ("memory" if t_mem >= t_comp else "compute")
+        bound[limit] += count * kernel_s
+    latency = sum(breakdown.values())
+    return PassCost(float(latency), max(bound, key=bound.get), breakdown, bound)
+
+
+def check_memory(models: Sequence[Model], gpu: GPU, *, batch, context, tp=1, weight_dtype="bf16", kv_dtype="bf16") -> None:
+    """Raise InputError unless the weights of all `models` plus their KV caches for batch x context
+    tokens fit in tp x usable GPU memory (memory x (1 - memory_reserve_fraction), the reserve standing
+    for activations, CUDA context and allocator slack, like vLLM's gpu_memory_utilization)."""
+    from .models import kv_bytes_per_token
+
+    if isinstance(models, Model):
+        models = [models]
+    _check_tp(models[0], tp)
+    usable = gpu.usable_memory_bytes
+    if gpu.pass_model == "weights-only" or math.isinf(usable):
+        return
+    weights = sum(m.params for m in models) * dtype_bytes(weight_dtype, "weight dtype")
+    kv = sum(kv_bytes_per_token(m, kv_dtype) for m in models) * float(np.max(batch)) * float(np.max(context))
+    need = weights + kv
+    if need <= tp * usable:
+        return
+    fit = 1
+    while fit * usable < need:
+        fit *= 2
+    names = " + ".join(m.name for m in models)
+    raise InputError(
+        f"{names} needs {need / 1e9:.1f} GB ({weights / 1e9:.1f} GB {weight_dtype} weights + {kv / 1e9:.1f} GB KV cache) "
+        f"but tp={tp} x {gpu.name} offers {tp * usable / 1e9:.1f} GB usable "
+        f"({1 - gpu.memory_reserve_fraction:.0%} of {gpu.memory_bytes / 1e9:.0f} GB each); short by "
+        f"{(need - tp * usable) / 1e9:.1f} GB; use tp >= {fit}"
+    )

@@ -1,0 +1,234 @@
+"""GPU and runtime profiles: loading, validation and what-if scaling.
+
+A GPU profile is one TOML file in `hardware_profiles/` (datasheet peaks plus the achieved-fraction
+parameters of the roofline in `costs.py`); a runtime profile is one TOML file in
+`hardware_profiles/runtimes/` (host-side engine costs: CUDA graphs or not, kernel launch cost,
+per-step and per-sequence scheduling cost). Files use human units named in their keys (`_gb_s`,
+`_tflops`, `_us`, `_mb`); the loader converts them once to SI (bytes, seconds, FLOP/s).
+To add a GPU, copy a file, edit the numbers and their source comments, and load it by path or name.
+"""
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from .errors import InputError
+
+PASS_MODELS = ("roofline", "weights-only")
+
+# key -> (type, rule, SI field, factor to SI). rule: "pos" > 0, "nonneg" >= 0, "frac" in (0, 1].
+_GPU_KEYS = {
+    "description": (str, None, "description", None),
+    "default_runtime": (str, None, "default_runtime", None),
+    "pass_model": (str, None, "pass_model", None),
+    "bf16_tflops": (float, "pos", "bf16_flops", 1e12),
+    "fp8_tflops": (float, "pos", "fp8_flops", 1e12),
+    "hbm_bandwidth_gb_s": (float, "pos", "hbm_bandwidth_bytes_per_s", 1e9),
+    "memory_gb": (float, "pos", "memory_bytes", 1e9),
+    "memory_reserve_fraction": (float, "frac0", "memory_reserve_fraction", 1.0),
+    "bw_eff_max": (float, "frac", "bw_eff_max", 1.0),
+    "bw_eff_half_mb": (float, "nonneg", "bw_eff_half_bytes", 1e6),
+    "bw_eff_exponent": (float, "pos", "bw_eff_exponent", 1.0),
+    "flops_eff_max": (float, "frac", "flops_eff_max", 1.0),
+    "flops_eff_half_rows": (float, "nonneg", "flops_eff_half_rows", 1.0),
+    "flops_eff_exponent": (float, "pos", "flops_eff_exponent", 1.0),
+    "kernel_floor_us": (float, "nonneg", "kernel_floor_s", 1e-6),
+    "link_bandwidth_gb_s": (float, "pos", "link_bandwidth_bytes_per_s", 1e9),
+    "link_eff": (float, "frac", "link_eff", 1.0),
+    "allreduce_latency_us": (float, "nonneg", "allreduce_latency_s", 1e-6),
+    "allreduce_latency_per_peer_us": (float, "nonneg", "allreduce_latency_per_peer_s", 1e-6),
+}
+_GPU_OPTIONAL = {"fp8_tflops": None, "description": "", "pass_model": "roofline"}
+
+_RUNTIME_KEYS = {
+    "description": (str, None, "description", None),
+    "cuda_graphs": (bool, None, "cuda_graphs", None),
+    "kernel_launch_us": (float, "nonneg", "kernel_launch_s", 1e-6),
+    "step_us": (float, "nonneg", "step_s", 1e-6),
+    "per_sequence_us": (float, "nonneg", "per_sequence_s", 1e-6),
+    "small_kernels_per_layer": (int, "nonneg", "small_kernels_per_layer", None),
+}
+_RUNTIME_OPTIONAL = {"description": ""}
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One accelerator, SI units. Efficiencies are achieved fractions of the datasheet peaks.
+
+    Bandwidth efficiency of a transfer of B bytes: bw_eff_max / (1 + (bw_eff_half_bytes / B)^bw_eff_exponent).
+    FLOP efficiency of a GEMM with m rows: flops_eff_max / (1 + (flops_eff_half_rows / m)^q), q = exponent.
+    `fp8_flops` is None on GPUs without FP8 tensor cores (fp8 weights then compute at the BF16 rate).
+    """
+
+    name: str
+    description: str
+    default_runtime: str
+    pass_model: str  # "roofline" or "weights-only" (the `ideal` machine: time = weight bytes / bandwidth)
+    bf16_flops: float
+    fp8_flops: float | None
+    hbm_bandwidth_bytes_per_s: float
+    memory_bytes: float
+    memory_reserve_fraction: float
+    bw_eff_max: float
+    bw_eff_half_bytes: float
+    bw_eff_exponent: float
+    flops_eff_max: float
+    flops_eff_half_rows: float
+    flops_eff_exponent: float
+    kernel_floor_s: float
+    link_bandwidth_bytes_per_s: float
+    link_eff: float
+    allreduce_latency_s: float
+    allreduce_latency_per_peer_s: float
+    source: str = ""
+
+    @property
+    def usable_memory_bytes(self) -> float:
+        return self.memory_bytes * (1.0 - self.memory_reserve_fraction)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Host-side engine behaviour (seconds). `small_kernels_per_layer`: norm/rotary/activation/residual
+    kernels left after the engine's fusion; `kernel_launch_s` is paid per kernel only without CUDA graphs."""
+
+    name: str
+    description: str
+    cuda_graphs: bool
+    kernel_launch_s: float
+    step_s: float
+    per_sequence_s: float
+    small_kernels_per_layer: int
+    source: str = ""
+
+
+def _profiles_dir():
+    return files("sdsl_sim") / "hardware_profiles"
+
+
+def _builtin_names(directory) -> list[str]:
+    return sorted(p.name[: -len(".toml")] for p in directory.iterdir() if p.name.endswith(".toml"))
+
+
+def list_gpus() -> list[str]:
+    """Names of the built-in GPU profiles."""
+    return _builtin_names(_profiles_dir())
+
+
+def list_runtimes() -> list[str]:
+    """Names of the built-in runtime profiles."""
+    return _builtin_names(_profiles_dir() / "runtimes")
+
+
+def _read_toml(name_or_path: str, directory, names: list[str], what: str) -> tuple[str, str, dict]:
+    """Find a built-in profile by name or a file by path; return (name, label for messages, table)."""
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text or "\\" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise InputError(f"{what} file {text!r} not found")
+        name, label, raw = path.stem, text, path.read_bytes()
+    elif text in names:
+        subdir = "runtimes/" if what == "runtime" else ""
+        name, label, raw = text, f"hardware_profiles/{subdir}{text}.toml", (directory / f"{text}.toml").read_bytes()
+    else:
+        close = difflib.get_close_matches(text, names, n=3, cutoff=0.4) or [
+            n for n in names if n.startswith(text.split("-")[0])
+        ][:3]
+        hint = f"did you mean {', '.join(close)}?" if close else f"expected one of {', '.join(names)}"
+        raise InputError(f"unknown {what} {text!r}; {hint}")
+    try:
+        table = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{label}: not valid TOML ({exc})") from None
+    return name, label, table
+
+
+def _convert(table: dict, keys: dict, optional: dict, label: str) -> dict:
+    """Validate a flat TOML table against `keys` and return SI field values (see _GPU_KEYS)."""
+    out = {}
+    for key in table:
+        if key not in keys:
+            raise InputError(f"{label}: key {key!r} unknown; expected one of {', '.join(keys)}")
+    for key, (typ, rule, field, factor) in keys.items():
+        if key not in table:
+            if key in optional:
+                out[field] = optional[key]
+                continue
+            raise InputError(f"{label}: key {key!r} missing")
+        value = table[key]
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise InputError(f"{label}: key {key!r} must be a {typ.__name__}, got {value!r}")
+        if rule is not None:
+            bad = (
+                math.isnan(value)
+                or (rule == "pos" and value <= 0)
+                or (rule == "nonneg" and value < 0)
+                or (rule == "frac" and not 0 < value <= 1)
+                or (rule == "frac0" and not 0 <= value < 1)
+            )
+            if bad:
+                expected = {
+                    "pos": "a positive number",
+                    "nonneg": "a number >= 0",
+                    "frac": "a fraction in (0, 1]",
+                    "frac0": "a fraction in [0, 1)",
+                }[rule]
+                raise InputError(f"{label}: key {key!r} = {value!r}; expected {expected}")
+        out[field] = value * factor if factor is not None else value
+    return out
+
+
+def load_gpu(name_or_path: str) -> GPU:
+    """Load a built-in GPU profile by name (see `list_gpus()`) or a TOML file by path."""
+    name, label, table = _read_toml(name_or_path, _profiles_dir(), list_gpus(), "hardware")
+    fields = _convert(table, _GPU_KEYS, _GPU_OPTIONAL, label)
+    if fields["pass_model"] not in PASS_MODELS:
+        raise InputError(f"{label}: key 'pass_model' = {fields['pass_model']!r}; expected one of {', '.join(PASS_MODELS)}")
+    if fields["default_runtime"] not in list_runtimes() and not fields["default_runtime"].endswith(".toml"):
+        raise InputError(
+            f"{label}: key 'default_runtime' = {fields['default_runtime']!r}; expected one of {', '.join(list_runtimes())}"
+        )
+    return GPU(name=name, source=label, **fields)
+
+
+def load_runtime(name_or_path: str) -> Runtime:
+    """Load a built-in runtime profile ("default", "eager", "none") or a TOML file by path."""
+    names = list_runtimes()
+    name, label, table = _read_toml(name_or_path, _profiles_dir() / "runtimes", names, "runtime")
+    return Runtime(name=name, source=label, **_convert(table, _RUNTIME_KEYS, _RUNTIME_OPTIONAL, label))
+
+
+def scale_gpu(gpu: GPU, *, bandwidth=1.0, flops=1.0, memory=1.0, link=1.0) -> GPU:
+    """A what-if profile: peaks multiplied by the given factors (efficiencies unchanged).
+
+    The name records the scaling, e.g. `a100-80gb-sxm[bandwidth x2, flops x0.5]`.
+    """
+    factors = {"bandwidth": bandwidth, "flops": flops, "memory": memory, "link": link}
+    for what, factor in factors.items():
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+            raise InputError(f"{what} scale {factor!r} must be a positive finite number")
+    changed = [f"{what} x{factor:g}" for what, factor in factors.items() if factor != 1.0]
+    if not changed:
+        return gpu
+    return dataclasses.replace(
+        gpu,
+        name=f"{gpu.name}[{', '.join(changed)}]",
+        hbm_bandwidth_bytes_per_s=gpu.hbm_bandwidth_bytes_per_s * bandwidth,
+        bf16_flops=gpu.bf16_flops * flops,
+        fp8_flops=None if gpu.fp8_flops is None else gpu.fp8_flops * flops,
+        memory_bytes=gpu.memory_bytes * memory,
+        link_bandwidth_bytes_per_s=gpu.link_bandwidth_bytes_per_s * link,
+    )
+
+
+def step_overhead_s(runtime: Runtime, batch):
+    """Host-side time the engine adds to every step (each draft step and each verify step), seconds:
+    scheduling, input preparation and sampling = step_s + per_sequence_s * batch. Broadcasts over batch."""
+    return runtime.step_s + runtime.per_sequence_s * batch

@@ -1,0 +1,227 @@
+"""Transformer architectures: the model catalog (`data/models.toml`) and synthetic models by size.
+
+A `Model` holds only the shape facts the cost model needs (layers, widths, heads, FFN type, vocab,
+tied embeddings, biases); its parameter count is computed from them, never typed in, so the catalog
+can be checked against published sizes. `synthetic_model(params)` builds a Llama-shaped model of a
+requested size for sweeps over draft size.
+"""
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+from .errors import InputError
+
+FFN_TYPES = ("mlp", "swiglu")
+NORM_TYPES = ("layernorm", "rmsnorm")
+DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+
+_REQUIRED = {
+    "n_layers": int,
+    "hidden_size": int,
+    "n_heads": int,
+    "ffn_size": int,
+    "ffn_type": str,
+    "vocab_size": int,
+    "tied_embeddings": bool,
+}
+_OPTIONAL = {
+    "n_kv_heads": int,
+    "head_dim": int,
+    "qkv_bias": bool,
+    "linear_bias": bool,
+    "norm": str,
+    "learned_positions": int,
+    "embed_dim": int,
+    "family": str,
+    "source": str,
+}
+
+
+@dataclass(frozen=True)
+class Model:
+    """A decoder-only transformer's shape.
+
+    `qkv_bias`: biases on the Q, K, V projections (Qwen, OPT); `linear_bias`: biases on the output
+    projection and the MLP (OPT). `learned_positions`: rows of a learned position table (OPT; 0 for
+    rotary). `embed_dim`: width of the token embedding when it differs from `hidden_size` (OPT-350m
+    projects 512 -> 1024 and back).
+    """
+
+    name: str
+    n_layers: int
+    hidden_size: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    ffn_size: int
+    ffn_type: str
+    vocab_size: int
+    tied_embeddings: bool
+    qkv_bias: bool = False
+    linear_bias: bool = False
+    norm: str = "rmsnorm"
+    learned_positions: int = 0
+    embed_dim: int = 0
+    family: str = ""
+
+    @property
+    def q_size(self) -> int:
+        return self.n_heads * self.head_dim
+
+    @property
+    def kv_size(self) -> int:
+        return self.n_kv_heads * self.head_dim
+
+    @property
+    def layer_params(self) -> int:
+        """Weights and biases of one decoder layer."""
+        h, f = self.hidden_size, self.ffn_size
+        attn = h * (self.q_size + 2 * self.kv_size) + self.q_size * h
+        if self.qkv_bias:
+            attn += self.q_size + 2 * self.kv_size
+        mlp = (2 if self.ffn_type == "mlp" else 3) * h * f
+        if self.linear_bias:
+            attn += h
+            mlp += f * (1 if self.ffn_type == "mlp" else 2) + h
+        norms = 2 * (2 * h if self.norm == "layernorm" else h)
+        return attn + mlp + norms
+
+    @property
+    def embedding_params(self) -> int:
+        """Token table, learned positions and the embedding projections (not the LM head)."""
+        e = self.embed_dim or self.hidden_size
+        projections = 2 * e * self.hidden_size if e != self.hidden_size else 0
+        return self.vocab_size * e + self.learned_positions * self.hidden_size + projections
+
+    @property
+    def lm_head_params(self) -> int:
+        """Untied output projection (0 when tied: the token table is reused)."""
+        return 0 if self.tied_embeddings else self.vocab_size * (self.embed_dim or self.hidden_size)
+
+    @property
+    def params(self) -> int:
+        """Total parameter count computed from the architecture."""
+        final_norm = 2 * self.hidden_size if self.norm == "layernorm" else self.hidden_size
+        return self.n_layers * self.layer_params + self.embedding_params + self.lm_head_params + final_norm
+
+
+def _validate(name: str, entry: dict) -> Model:
+    label = f"sdsl_sim/data/models.toml: [{name}]"
+    for key in entry:
+        if key not in _REQUIRED and key not in _OPTIONAL:
+            raise InputError(f"{label}: key {key!r} unknown; expected one of {', '.join([*_REQUIRED, *_OPTIONAL])}")
+    fields = {}
+    for key, typ in {**_REQUIRED, **_OPTIONAL}.items():
+        if key not in entry:
+            if key in _REQUIRED:
+                raise InputError(f"{label}: key {key!r} missing")
+            continue
+        value = entry[key]
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise InputError(f"{label}: key {key!r} must be a {typ.__name__}, got {value!r}")
+        if typ is int and value < 0 or (typ is int and value == 0 and key in _REQUIRED):
+            raise InputError(f"{label}: key {key!r} = {value}; expected a positive integer")
+        fields[key] = value
+    fields.pop("source", None)
+    if fields["ffn_type"] not in FFN_TYPES:
+        raise InputError(f"{label}: key 'ffn_type' = {fields['ffn_type']!r}; expected one of {', '.join(FFN_TYPES)}")
+    if fields.get("norm", "rmsnorm") not in NORM_TYPES:
+        raise InputError(f"{label}: key 'norm' = {fields['norm']!r}; expected one of {', '.join(NORM_TYPES)}")
+    fields.setdefault("n_kv_heads", fields["n_heads"])
+    fields.setdefault("head_dim", fields["hidden_size"] // fields["n_heads"])
+    if fields["n_heads"] % fields["n_kv_heads"]:
+        raise InputError(f"{label}: n_heads {fields['n_heads']} is not a multiple of n_kv_heads {fields['n_kv_heads']}")
+    return Model(name=name, **fields)
+
+
+@cache
+def _catalog() -> dict[str, Model]:
+    table = tomllib.loads((files("sdsl_sim") / "data" / "models.toml").read_text())
+    return {name: _validate(name, entry) for name, entry in table.items()}
+
+
+def list_models() -> list[str]:
+    """Names in the model catalog."""
+    return list(_catalog())
+
+
+def load_model(name: str) -> Model:
+    """A catalog model by name, or `synthetic-<size>` (e.g. `synthetic-277M`) for a synthetic one."""
+    catalog = _catalog()
+    if name in catalog:
+        return catalog[name]
+    if str(name).startswith("synthetic-"):
+        from .units import parse_count
+
+        return synthetic_model(parse_count(name[len("synthetic-"):], "synthetic model size"))
+    close = difflib.get_close_matches(str(name), list(catalog), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "see `sdsl-sim list models`, or use synthetic-<size> (e.g. synthetic-277M)"
+    raise InputError(f"unknown model {name!r}; {hint}")
+
+
+def _size_label(params: float) -> str:
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6)):
+        if params >= scale:
+            return f"{params / scale:.3g}{suffix}"
+    return f"{params / 1e6:.3g}M"
+
+
+SYNTHETIC_VOCAB = 32000
+SYNTHETIC_ASPECT = 128  # hidden_size / n_layers; Llama-2-7B has 4096/32 = 128
+
+
+def synthetic_model(params: float) -> Model:
+    """A Llama-shaped model with about `params` parameters (within 0.1% above ~50M, 2% everywhere).
+
+    Shape rule: vocab 32000, untied embeddings, SwiGLU, RMSNorm, no biases, multi-head attention with
+    head_dim 64 below hidden 2048 and 128 from there. The hidden size h solves
+    12 h^3 / 128 + 2 * 32000 * h = params (layers = h / 128, FFN = 8h/3) and is rounded to a multiple
+    of 64; layers = max(1, round(h / 128)); then the FFN width is solved so the count matches
+    `params`, rounded to a multiple of 16. Raises InputError below ~10M parameters.
+    """
+    if not (math.isfinite(params) and params > 0):
+        raise InputError(f"synthetic model size {params!r} must be a positive finite number")
+    v = SYNTHETIC_VOCAB
+    lo, hi = 1.0, 1e6
+    for _ in range(100):  # bisection on the monotone cubic
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if 12 * mid**3 / SYNTHETIC_ASPECT + 2 * v * mid < params else (lo, mid)
+    h = max(128, 64 * round(lo / 64))
+    head_dim = 64 if h < 2048 else 128
+    h = head_dim * max(1, round(h / head_dim))
+    n_layers = max(1, round(h / SYNTHETIC_ASPECT))
+    fixed = 2 * v * h + h + n_layers * (4 * h * h + 2 * h)
+    ffn = 16 * round((params - fixed) / (3 * h * n_layers) / 16)
+    if ffn < 16:
+        raise InputError(f"synthetic model size {params:.3g} is too small; expected at least about 10M parameters")
+    model = Model(
+        name=f"synthetic-{_size_label(params)}",
+        n_layers=n_layers,
+        hidden_size=h,
+        n_heads=h // head_dim,
+        n_kv_heads=h // head_dim,
+        head_dim=head_dim,
+        ffn_size=ffn,
+        ffn_type="swiglu",
+        vocab_size=v,
+        tied_embeddings=False,
+        family="synthetic",
+    )
+    return model
+
+
+def kv_bytes_per_token(model: Model, kv_dtype: str = "bf16") -> float:
+    """KV-cache bytes one token occupies across all layers: 2 (K and V) x layers x kv_heads x head_dim x bytes."""
+    return 2.0 * model.n_layers * model.kv_size * dtype_bytes(kv_dtype, "kv dtype")
+
+
+def dtype_bytes(dtype: str, what: str = "dtype") -> float:
+    """Bytes per element of a weight or KV dtype name."""
+    try:
+        return DTYPE_BYTES[dtype]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown {what} {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}") from None

@@ -1,0 +1,137 @@
+"""GPU and runtime profiles: loading, SI conversion, validation messages, what-if scaling."""
+
+from importlib.resources import files
+
+import numpy as np
+import pytest
+
+from sdsl_sim.costs import bandwidth_efficiency
+from sdsl_sim.errors import InputError
+from sdsl_sim.hardware import (
+    list_gpus,
+    list_runtimes,
+    load_gpu,
+    load_runtime,
+    scale_gpu,
+    step_overhead_s,
+)
+
+PROFILES = files("sdsl_sim") / "hardware_profiles"
+EXPECTED_GPUS = {"a100-40gb-sxm", "a100-80gb-sxm", "a100-80gb-pcie", "h100-sxm", "h100-pcie",
+                 "h100-nvl", "h200-sxm", "l40s", "mi300x", "ideal"}
+
+
+def test_builtin_profiles_all_load():
+    assert EXPECTED_GPUS <= set(list_gpus())
+    for name in list_gpus():
+        gpu = load_gpu(name)
+        assert gpu.name == name
+        assert load_runtime(gpu.default_runtime).name == gpu.default_runtime
+    assert {"default", "eager", "none"} <= set(list_runtimes())
+
+
+def test_loader_converts_to_si_once():
+    gpu = load_gpu("a100-80gb-sxm")
+    assert gpu.hbm_bandwidth_bytes_per_s == pytest.approx(2039e9)
+    assert gpu.memory_bytes == pytest.approx(80e9)
+    assert gpu.bf16_flops == pytest.approx(312e12)
+    assert gpu.fp8_flops is None  # A100 has no FP8 tensor cores
+    assert load_gpu("h100-sxm").fp8_flops == pytest.approx(1979e12)
+    assert load_runtime("eager").kernel_launch_s == pytest.approx(6e-6)
+
+
+@pytest.mark.parametrize("name,ridge", [("a100-80gb-sxm", 153), ("h100-sxm", 295), ("h200-sxm", 206),
+                                        ("mi300x", 247), ("l40s", 419)])
+def test_ridge_points_match_calibration(name, ridge):
+    # calibration.md, "Ridge points (BF16 FLOP per byte)": an independent check of the datasheet entries.
+    gpu = load_gpu(name)
+    assert gpu.bf16_flops / gpu.hbm_bandwidth_bytes_per_s == pytest.approx(ridge, rel=0.01)
+
+
+@pytest.mark.parametrize("name,lo_5mb,hi_5mb,lo_200mb,hi_200mb", [
+    ("a100-80gb-sxm", 0.42, 0.58, 0.72, 0.82),  # calibration.md: ~0.45-0.55 at <=5 MB, 0.75-0.80 at >=200 MB
+    ("h100-sxm", 0.42, 0.58, 0.78, 0.92),  # 0.80-0.90 at >=200 MB on H100
+])
+def test_bandwidth_efficiency_curve_matches_calibration_bands(name, lo_5mb, hi_5mb, lo_200mb, hi_200mb):
+    gpu = load_gpu(name)
+    assert lo_5mb <= bandwidth_efficiency(gpu, 5e6) <= hi_5mb
+    assert 0.58 <= bandwidth_efficiency(gpu, 30e6) <= 0.72  # "~0.65 for ~30 MB"
+    assert lo_200mb <= bandwidth_efficiency(gpu, 200e6) <= hi_200mb
+    sizes = np.logspace(4, 10, 50)
+    assert np.all(np.diff(bandwidth_efficiency(gpu, sizes)) > 0)
+
+
+def test_unknown_gpu_names_closest_matches():
+    with pytest.raises(InputError, match="unknown hardware 'h100'; did you mean .*h100-sxm"):
+        load_gpu("h100")
+    with pytest.raises(InputError, match="unknown runtime 'eagre'; did you mean eager"):
+        load_runtime("eagre")
+
+
+def _copy_profile(tmp_path, edit):
+    path = tmp_path / "my-gpu.toml"
+    path.write_text(edit((PROFILES / "a100-80gb-sxm.toml").read_text()))
+    return path
+
+
+def test_user_profile_by_path(tmp_path):
+    path = _copy_profile(tmp_path, lambda t: t.replace("hbm_bandwidth_gb_s = 2039.0", "hbm_bandwidth_gb_s = 4078.0"))
+    gpu = load_gpu(str(path))
+    assert gpu.name == "my-gpu"
+    assert gpu.hbm_bandwidth_bytes_per_s == pytest.approx(4078e9)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t + "\nhbm_bw = 3.0\n", "key 'hbm_bw' unknown; expected one of"),
+    (lambda t: t.replace("memory_gb = 80.0", 'memory_gb = "80"'), "key 'memory_gb' must be a float"),
+    (lambda t: t.replace("bf16_tflops = 312.0", "bf16_tflops = 0.0"), "key 'bf16_tflops' = 0.0; expected a positive"),
+    (lambda t: t.replace("bw_eff_max = 0.823", "bw_eff_max = 1.5"), "key 'bw_eff_max' = 1.5; expected a fraction"),
+    (lambda t: t.replace("kernel_floor_us = 5.0", "kernel_floor_us = -1.0"), "key 'kernel_floor_us' = -1.0"),
+    (lambda t: t.replace("link_eff = 0.78", ""), "key 'link_eff' missing"),
+    (lambda t: t.replace('default_runtime = "default"', 'default_runtime = "fast"'), "key 'default_runtime' = 'fast'"),
+    (lambda t: t + "\n[oops\n", "not valid TOML"),
+])
+def test_profile_validation_names_file_and_key(tmp_path, edit, message):
+    path = _copy_profile(tmp_path, edit)
+    with pytest.raises(InputError, match=message) as info:
+        load_gpu(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_missing_profile_file():
+    with pytest.raises(InputError, match="not found"):
+        load_gpu("/nonexistent/gpu.toml")
+
+
+def test_runtime_validation(tmp_path):
+    path = tmp_path / "rt.toml"
+    path.write_text((PROFILES / "runtimes" / "eager.toml").read_text())
+    assert load_runtime(str(path)).cuda_graphs is False
+    path.write_text(path.read_text().replace("cuda_graphs = false", "cuda_graphs = 1"))
+    with pytest.raises(InputError, match="key 'cuda_graphs' must be a bool"):
+        load_runtime(str(path))
+
+
+def test_scale_gpu_what_if():
+    gpu = load_gpu("h100-sxm")
+    scaled = scale_gpu(gpu, bandwidth=2, flops=0.5, memory=1.5, link=3)
+    assert scaled.hbm_bandwidth_bytes_per_s == pytest.approx(2 * gpu.hbm_bandwidth_bytes_per_s)
+    assert scaled.bf16_flops == pytest.approx(0.5 * gpu.bf16_flops)
+    assert scaled.fp8_flops == pytest.approx(0.5 * gpu.fp8_flops)
+    assert scaled.memory_bytes == pytest.approx(1.5 * gpu.memory_bytes)
+    assert scaled.link_bandwidth_bytes_per_s == pytest.approx(3 * gpu.link_bandwidth_bytes_per_s)
+    assert scaled.name == "h100-sxm[bandwidth x2, flops x0.5, memory x1.5, link x3]"
+    assert scale_gpu(gpu) == gpu
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="bandwidth scale"):
+            scale_gpu(gpu, bandwidth=bad)
+
+
+def test_step_overhead_broadcasts_and_none_is_free():
+    rt = load_runtime("default")
+    batch = np.array([1, 8, 64])
+    out = step_overhead_s(rt, batch)
+    assert out.shape == (3,)
+    assert np.all(np.diff(out) > 0)
+    assert step_overhead_s(rt, 1) == pytest.approx(rt.step_s + rt.per_sequence_s)
+    assert step_overhead_s(load_runtime("none"), 256) == 0.0
