@@ -1,0 +1,239 @@
+"""`sdsl-sim simulate | run | validate`: the simpy simulator from the command line.
+
+simulate  one target/draft pair on one GPU profile from flags (a static batch; speedup against a baseline
+          run of the same workload with plain autoregressive decoding)
+run       a scenario file (no argument: the embedded scenarios/default.toml), printed as a summary table;
+          --out DIR also writes the run's requests/steps/emissions as parquet
+validate  the closed-form agreement grid on `ideal` (simulated vs Lambert-W speedup, per point pass/fail)
+"""
+
+import sys
+
+from ..errors import InputError
+from . import add_json_flag, arg_type, count_type
+
+DEFAULT_TRAIN_TOKENS = 1e13
+SIMULATE_KEYS = (
+    "tpot_ms", "tpot_ms_ci95", "throughput_tokens_per_s", "mean_tokens_per_iteration", "acceptance_rate",
+    "speedup_vs_autoregressive", "speedup_vs_autoregressive_ci95", "gamma", "alpha", "alpha_source",
+    "cost_ratio", "output_tokens", "iterations", "baseline_iterations", "baseline_tpot_ms",
+    "draft_acceptance_rate", "ttft_ms", "itl_ms_p50", "itl_ms_p99", "time_draft_s", "time_verify_s",
+    "time_prefill_s", "predicted_tpot_ms", "predicted_speedup", "sim_wall_s",
+)
+
+
+def _alpha(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"alpha {text!r} is not a number; expected a value in (0, 1)") from None
+    if not 0 < value < 1:
+        raise InputError(f"alpha {text} is outside (0, 1)")
+    return value
+
+
+def _gamma(text):
+    if text in ("auto", "adaptive"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise InputError(f"gamma {text!r}: expected an integer >= 0, 'auto' or 'adaptive'") from None
+    if value < 0:
+        raise InputError(f"gamma {text} is negative; expected an integer >= 0, 'auto' or 'adaptive'")
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(float(text)) if float(text).is_integer() else None
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise InputError(f"{text!r} is not an integer >= 1")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InputError(f"seed {text!r} is not an integer >= 0")
+    return value
+
+
+def _progress_bar(total_label):
+    """A tqdm bar on stderr for runs long enough to need one (tqdm hides itself when not a terminal)."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="tok", desc=total_label, file=sys.stderr, leave=False,
+                       mininterval=0.5, disable=None)
+        bar.n = done
+        bar.refresh() if done >= total else bar.update(0)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def simulate(args) -> dict:
+    from ..scenario import scenario_from_dict
+    from ..sim.run import run_scenario
+
+    if args.target is None and args.target_params is None or args.draft is None and args.draft_params is None:
+        raise InputError("simulate: give --target NAME or --target-params M, and --draft NAME or --draft-params N")
+    model = {"train_tokens": args.train_tokens}
+    model.update({"target": args.target} if args.target else {"target_params": args.target_params})
+    model.update({"draft": args.draft} if args.draft else {"draft_params": args.draft_params})
+    decoding = {"gamma": args.gamma, "max_gamma": args.max_gamma}
+    if args.alpha is not None:
+        decoding["alpha"] = args.alpha
+    data = {
+        "model": model,
+        "hardware": {"name": args.hardware, "tp": args.tp},
+        "workload": {"arrival": "static", "requests": args.requests or args.batch, "batch": args.batch,
+                     "prompt_tokens": args.context, "output_tokens": args.output_tokens},
+        "decoding": decoding,
+    }
+    scenario = scenario_from_dict(data, source="simulate")
+    outcome = run_scenario(scenario, args.seed, progress=_progress_bar("simulating"))
+    return {key: outcome.summary[key] for key in SIMULATE_KEYS if key in outcome.summary}
+
+
+def run(args) -> dict | None:
+    from .. import metrics
+    from ..scenario import load_scenario
+    from ..sim.run import run_scenario
+
+    scenario = load_scenario(args.scenario)
+    seed = scenario.config["run"]["seed"] if args.seed is None else args.seed
+    outcome = run_scenario(scenario, seed, progress=_progress_bar("simulating"))
+    if args.out and outcome.spec is not None:
+        metrics.write_parquet(outcome.spec, args.out)
+        metrics.write_parquet(outcome.base, f"{args.out}/baseline")
+    summary = {"scenario": scenario.source, "seed": seed, **outcome.summary}
+    if args.json:
+        return summary
+    _print_table(scenario, summary)
+    return None
+
+
+def _print_table(scenario, s) -> None:
+    cfg = scenario.config
+    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
+    target = m["target"] or f"synthetic {m['target_params']:.3g} params"
+    draft = m["draft"] or f"synthetic {m['draft_params']:.3g} params"
+
+    def ci(key):
+        lo, hi = s.get(f"{key}_ci95", [float("nan")] * 2)
+        return f"[{lo:.4g}, {hi:.4g}]"
+
+    rows = [
+        ("scenario", f"{scenario.source} (seed {s['seed']}, {s['method']})"),
+        ("pair", f"{target} + draft {draft}"),
+        ("hardware", f"{hw['name']} x tp {hw['tp']}"),
+        ("workload", f"{wl['arrival']}, {wl['requests']} requests, batch <= {wl['batch']}, "
+                     f"{wl['prompt_tokens']} prompt + {wl['output_tokens']} output tokens"),
+        ("alpha", f"{s['alpha']:.4f} ({s['alpha_source']})"),
+        ("gamma (most used)", f"{s['gamma']} (mean {s.get('mean_gamma', float('nan')):.2f})"),
+        ("TPOT", f"{s['tpot_ms']:.4g} ms  95% CI {ci('tpot_ms')}  (baseline {s['baseline_tpot_ms']:.4g} ms)"),
+        ("speedup vs plain", f"{s['speedup_vs_autoregressive']:.4g}x  95% CI {ci('speedup_vs_autoregressive')}"
+                             f"  (expected-value prediction {s['predicted_speedup']:.4g}x)"),
+        ("throughput", f"{s['throughput_tokens_per_s']:.5g} tokens/s"),
+        ("tokens / iteration", f"{s['mean_tokens_per_iteration']:.4g}"),
+        ("acceptance rate", f"{s['acceptance_rate']:.4g} per token"),
+    ]
+    if s["method"] == "simulated":
+        rows += [
+            ("TTFT p50/p90/p99", f"{s['ttft_ms_p50']:.4g} / {s['ttft_ms_p90']:.4g} / {s['ttft_ms_p99']:.4g} ms"),
+            ("ITL p50/p90/p99", f"{s['itl_ms_p50']:.4g} / {s['itl_ms_p90']:.4g} / {s['itl_ms_p99']:.4g} ms"),
+            ("E2E p50/p99", f"{s['e2e_ms_p50']:.5g} / {s['e2e_ms_p99']:.5g} ms"),
+            ("time split", f"draft {s['time_draft_s']:.4g} s, verify {s['time_verify_s']:.4g} s, "
+                           f"prefill {s['time_prefill_s']:.4g} s"),
+            ("iterations", f"{s['iterations']} (baseline {s['baseline_iterations']})"),
+            ("simulator wall time", f"{s['sim_wall_s']:.3g} s"),
+        ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+def validate(args) -> dict | None:
+    from ..sim.validate import ALPHAS, RATIOS, agreement_grid
+
+    alphas = ALPHAS if args.alphas is None else args.alphas
+    ratios = RATIOS if args.ratios is None else args.ratios
+    progress = None if args.json else (lambda i, n: print(f"  point {i}/{n}", file=sys.stderr))
+    rows = agreement_grid(alphas, ratios, args.min_output_tokens, args.seed, args.tolerance, progress)
+    result = {
+        "passed": all(r["pass"] for r in rows),
+        "max_abs_rel_error_vs_lambert_w": max(abs(r["rel_error_vs_lambert_w"]) for r in rows),
+        "tolerance": args.tolerance, "points": rows,
+    }
+    if args.json:
+        return result
+    print(f"{'alpha':>5} {'M/N':>5} {'gamma':>5} {'tokens':>8} {'simulated':>10} {'Lambert-W':>10} "
+          f"{'error':>8} {'Leviathan in 99% CI':>20}  result")
+    for r in rows:
+        print(f"{r['alpha']:>5.2f} {r['m_over_n']:>5g} {r['gamma']:>5d} {r['output_tokens']:>8d} "
+              f"{r['simulated_speedup']:>10.4f} {r['lambert_w_speedup']:>10.4f} "
+              f"{100 * r['rel_error_vs_lambert_w']:>7.2f}% {str(r['leviathan_inside_ci99']):>20}  "
+              f"{'pass' if r['pass'] else 'FAIL'}")
+    print(f"{'passed' if result['passed'] else 'FAILED'}: max |error| "
+          f"{100 * result['max_abs_rel_error_vs_lambert_w']:.2f}% (tolerance {100 * args.tolerance:g}%)")
+    return None
+
+
+def _floats(text):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{text!r}: expected comma-separated numbers") from None
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("simulate", help="simulate one target/draft pair on one GPU (static batch)")
+    p.add_argument("--target", help="target model name (see `sdsl-sim list models`)")
+    p.add_argument("--target-params", type=count_type("target size"), metavar="M",
+                   help="synthetic target of M parameters (70B, 70e9)")
+    p.add_argument("--draft", help="draft model name")
+    p.add_argument("--draft-params", type=count_type("draft size"), metavar="N", help="synthetic draft (277M)")
+    p.add_argument("--hardware", required=True, help="GPU profile name or TOML path (e.g. h100-sxm, ideal)")
+    p.add_argument("--tp", type=arg_type(_positive_int), default=1, help="tensor-parallel GPUs (default 1)")
+    p.add_argument("--alpha", type=arg_type(_alpha), help="per-token acceptance; default: the SDSL law")
+    p.add_argument("--gamma", type=arg_type(_gamma), default="auto",
+                   help="draft tokens per iteration: integer, auto (default) or adaptive")
+    p.add_argument("--max-gamma", type=arg_type(_positive_int), default=16, help="bound for auto (default 16)")
+    p.add_argument("--batch", type=arg_type(_positive_int), default=1, help="batch size (default 1)")
+    p.add_argument("--context", type=arg_type(_positive_int), default=128, help="prompt tokens (default 128)")
+    p.add_argument("--output-tokens", type=arg_type(_positive_int), default=1024,
+                   help="tokens generated per request (default 1024)")
+    p.add_argument("--requests", type=arg_type(_positive_int), help="requests (default: one batch)")
+    p.add_argument("--seed", type=arg_type(_seed), default=0, help="seed (default 0)")
+    p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D",
+                   help=f"training tokens for the SDSL alpha law (default {DEFAULT_TRAIN_TOKENS:g})")
+    add_json_flag(p)
+    p.set_defaults(handler=simulate)
+
+    p = subparsers.add_parser("run", help="run a scenario file and print a summary table")
+    p.add_argument("scenario", nargs="?", help="scenario TOML path or embedded name (default: default)")
+    p.add_argument("--seed", type=arg_type(_seed), help="seed (default: the scenario's run.seed)")
+    p.add_argument("--out", metavar="DIR", help="write requests/steps/emissions parquet files here")
+    add_json_flag(p)
+    p.set_defaults(handler=run)
+
+    p = subparsers.add_parser("validate", help="closed-form agreement grid on the ideal GPU")
+    p.add_argument("--alphas", type=arg_type(_floats), help="comma-separated alphas (default 0.5..0.9)")
+    p.add_argument("--ratios", type=arg_type(_floats), help="comma-separated M/N (default 10,100,1000)")
+    p.add_argument("--min-output-tokens", type=arg_type(_positive_int), default=100_000)
+    p.add_argument("--tolerance", type=float, default=0.01, help="relative tolerance vs Lambert-W (0.01)")
+    p.add_argument("--seed", type=arg_type(_seed), default=0)
+    add_json_flag(p)
+    p.set_defaults(handler=validate)

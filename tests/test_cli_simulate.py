@@ -1,0 +1,64 @@
+"""`sdsl-sim simulate | run | validate` end to end through main()."""
+
+import json
+
+import pytest
+
+from sdsl_sim.cli import main
+
+KEYS = ("tpot_ms", "tpot_ms_ci95", "throughput_tokens_per_s", "mean_tokens_per_iteration", "acceptance_rate",
+        "speedup_vs_autoregressive", "gamma", "alpha", "output_tokens", "iterations", "baseline_iterations",
+        "sim_wall_s")
+
+
+def run_json(capsys, *argv):
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_simulate_json_keys(capsys):
+    out = run_json(capsys, "simulate", "--target", "llama-3.1-70b", "--draft", "llama-3.2-1b", "--hardware",
+                   "h100-sxm", "--tp", "4", "--alpha", "0.6", "--gamma", "4", "--batch", "2", "--output-tokens", "200")
+    assert set(KEYS) <= set(out)
+    assert out["gamma"] == 4 and out["alpha"] == 0.6 and out["output_tokens"] == 400
+    lo, hi = out["tpot_ms_ci95"]
+    assert lo <= out["tpot_ms"] <= hi
+
+
+def test_simulate_synthetic_sizes_and_law_alpha(capsys):
+    out = run_json(capsys, "simulate", "--target-params", "70B", "--draft-params", "277M", "--hardware", "ideal",
+                   "--output-tokens", "5000", "--train-tokens", "1e13")
+    assert 0.6 < out["alpha"] < 0.7 and out["speedup_vs_autoregressive"] > 2
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["simulate", "--target", "llama-3.1-70b", "--draft", "llama-3.2-1b", "--hardware", "h100-sxm", "--alpha", "1.5"], "alpha"),
+    (["simulate", "--target", "llama-3.1-70b", "--draft", "llama-3.2-1b", "--hardware", "h100"], "h100"),
+    (["simulate", "--target", "llama-3.1-70b", "--hardware", "ideal"], "--draft"),
+    (["simulate", "--target-params", "1B", "--draft-params", "7B", "--hardware", "ideal"], "smaller"),
+    (["run", "no-such.toml"], "no-such.toml"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and err.count("\n") == 1
+
+
+def test_run_default_prints_summary_table(capsys):
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    for label in ("TPOT", "speedup vs plain", "throughput", "TTFT p50/p90/p99", "time split"):
+        assert label in out
+
+
+def test_run_json_and_parquet(capsys, tmp_path):
+    out = run_json(capsys, "run", "default", "--seed", "3", "--out", str(tmp_path))
+    assert out["seed"] == 3 and out["method"] == "simulated"
+    assert (tmp_path / "steps.parquet").is_file() and (tmp_path / "baseline" / "requests.parquet").is_file()
+
+
+def test_validate_small_grid(capsys):
+    out = run_json(capsys, "validate", "--alphas", "0.7", "--ratios", "100", "--min-output-tokens", "100000")
+    (point,) = out["points"]
+    assert point["pass"] and out["passed"]
+    assert abs(point["rel_error_vs_lambert_w"]) < 0.01

@@ -1,0 +1,108 @@
+"""Scenario files: schema validation with one-line messages, defaults, overrides, evaluate()."""
+
+import math
+from importlib.resources import files
+
+import pytest
+
+from sdsl_sim.errors import InputError
+from sdsl_sim.scenario import SCHEMA, evaluate, load_scenario, scenario_from_dict, with_overrides
+
+
+def write(tmp_path, text):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_default_scenario_loads_with_every_key():
+    s = load_scenario(None)
+    assert s.source.endswith("default.toml")
+    assert set(s.flat()) == {f"{t}.{k}" for t, keys in SCHEMA.items() for k in keys}
+
+
+def test_every_embedded_scenario_validates():
+    import tomllib
+
+    for path in (files("sdsl_sim") / "scenarios").iterdir():
+        if path.name.endswith(".toml"):
+            data = tomllib.loads(path.read_text())
+            if "axes" in data or "base" in data:
+                continue  # a sweep file (issue 5) living beside the scenarios
+            load_scenario(path.name)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[workload]\nbatchsize = 4\n", "key 'workload.batchsize' unknown; expected one of"),
+    ("[workload]\nbatch = '4'\n", "key 'workload.batch' = '4'; expected an integer"),
+    ("[workload]\nbatch = 0\n", "key 'workload.batch' = 0; expected an integer >= 1"),
+    ("[decoding]\nalpha = 1.5\n", "key 'decoding.alpha' = 1.5; expected in the open interval (0, 1)"),
+    ("[decoding]\ngamma = 'best'\n", "key 'decoding.gamma' = 'best'"),
+    ("[workload]\narrival = 'burst'\n", "expected one of 'static', 'poisson', 'closed'"),
+    ("[hardwares]\nname = 'ideal'\n", "table 'hardwares' unknown"),
+    ("[decoding]\nacceptance = 'profile'\nprefix_probs = [0.5, 0.7]\n", "non-increasing"),
+    ("[workload\n", "not valid TOML"),
+])
+def test_bad_values_name_file_key_and_expectation(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert message.startswith(path) and needle in message and "\n" not in message
+
+
+def test_unknown_scenario_name_lists_the_embedded_ones():
+    with pytest.raises(InputError, match="default"):
+        load_scenario("no-such-scenario")
+
+
+def test_context_is_an_alias_of_prompt_tokens():
+    s = scenario_from_dict({"workload": {"context": 4096}})
+    assert s.get("workload.prompt_tokens") == 4096
+
+
+def test_overrides_apply_dotted_keys_and_revalidate():
+    s = with_overrides(load_scenario(None), {"workload.batch": 32, "model.draft_params": "277M"})
+    assert s.get("workload.batch") == 32
+    assert s.get("model.draft_params") == 277e6 and s.get("model.draft") is None
+    with pytest.raises(InputError, match="workload.batch"):
+        with_overrides(s, {"workload.batch": -1})
+
+
+def test_evaluate_returns_flat_scalars():
+    s = with_overrides(load_scenario(None), {"workload.requests": 4, "workload.batch": 4, "workload.output_tokens": 64})
+    row = evaluate(s, seed=1)
+    assert row["method"] == "simulated"
+    for key in ("tpot_ms", "tpot_ms_ci95_lo", "tpot_ms_ci95_hi", "throughput_tokens_per_s",
+                "speedup_vs_autoregressive", "acceptance_rate", "gamma", "alpha", "iterations", "baseline_iterations"):
+        assert key in row
+    assert all(not isinstance(v, (list, tuple, dict)) for v in row.values())
+    assert row["tpot_ms_ci95_lo"] <= row["tpot_ms"] <= row["tpot_ms_ci95_hi"]
+
+
+def test_evaluate_analytic_method_has_no_simulation():
+    s = with_overrides(load_scenario(None), {"run.method": "analytic"})
+    row = evaluate(s, seed=0)
+    assert row["method"] == "analytic" and row["sim_wall_s"] == 0.0
+    assert math.isnan(row["iterations"]) and row["speedup_vs_autoregressive"] > 0
+
+
+def test_alpha_from_the_law_when_absent():
+    from sdsl_sim.analytic import alpha_from_sizes
+
+    s = scenario_from_dict({"model": {"target_params": "70B", "draft_params": "277M"}, "hardware": {"name": "ideal", "tp": 1},
+                            "workload": {"requests": 1, "batch": 1, "output_tokens": 32}, "run": {"method": "analytic"}})
+    from sdsl_sim.models import synthetic_model
+
+    row = evaluate(s, 0)
+    # the law is evaluated at the synthetic models' computed parameter counts (within 0.1% of nominal)
+    draft, target = synthetic_model(277e6).params, synthetic_model(70e9).params
+    assert row["alpha"] == pytest.approx(float(alpha_from_sizes(draft, target, 1e13)))
+    assert row["alpha_source"] == "sdsl-law"
+
+
+def test_memory_shortfall_is_an_input_error():
+    s = scenario_from_dict({"model": {"target": "llama-3.1-70b", "draft": "llama-3.2-1b"},
+                            "hardware": {"name": "a100-80gb-sxm", "tp": 1}})
+    with pytest.raises(InputError, match="tp"):
+        evaluate(s, 0)
