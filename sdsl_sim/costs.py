@@ -219,7 +219,7 @@ def pass_latency_s(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weig
     total = 0.0
     launch = p.launch_s
     for _, count, t_mem, t_comp, t_fix in _terms(p, batch, tokens, context):
-        total = total + count * top(top(t_mem, t_comp), t_fix if t_fix > launch else launch)
+        total = total + count * top(top(t_mem, t_comp), top(t_fix, launch))
     return total
 
 

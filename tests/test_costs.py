@@ -81,17 +81,18 @@ def test_breakdown_sums_to_latency_and_matches_vectorised_path():
         assert pass_latency_s(m, g, **kw) == pytest.approx(cost.latency_s)
 
 
-def test_broadcasts_over_batch_tokens_context():
+@pytest.mark.parametrize("tp", [1, 4])
+def test_broadcasts_over_batch_tokens_context(tp):
     m, gpu = load_model("llama-3-8b"), load_gpu(H100)
     batch = np.array([1, 4, 32])[:, None, None]
     tokens = np.array([1, 8])[None, :, None]
     context = np.array([0, 1000, 30000])[None, None, :]
-    out = pass_latency_s(m, gpu, batch=batch, tokens=tokens, context=context)
+    out = pass_latency_s(m, gpu, batch=batch, tokens=tokens, context=context, tp=tp)
     assert out.shape == (3, 2, 3)
     for i, b in enumerate((1, 4, 32)):
         for j, t in enumerate((1, 8)):
             for k, c in enumerate((0, 1000, 30000)):
-                assert out[i, j, k] == pytest.approx(pass_latency_s(m, gpu, batch=b, tokens=t, context=c))
+                assert out[i, j, k] == pytest.approx(pass_latency_s(m, gpu, batch=b, tokens=t, context=c, tp=tp))
     assert np.all(np.diff(out, axis=0) >= 0) and np.all(np.diff(out, axis=1) >= 0) and np.all(np.diff(out, axis=2) >= 0)
 
 

@@ -91,9 +91,7 @@ class PassTimer:
         """Step seconds for gamma = 0..max_gamma at one (batch, context)."""
         gammas = np.arange(max_gamma + 1)
         host = self._host(batch)
-        # Scalar calls over tokens: cheap next to the decision's cache, and independent of whether the
-        # cost model broadcasts over tokens.
-        verify = np.array([float(np.asarray(self._target(batch, int(g) + 1, float(context)))) for g in gammas]) + host
+        verify = np.broadcast_to(self._target(batch, gammas + 1, float(context)), gammas.shape) + host
         if self._draft is None:
             return np.where(gammas == 0, verify, np.inf)
         one = float(np.asarray(self._draft(batch, 1, float(context)))) + host
