@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..units import parse_count
 
 # Order is the order of `sdsl-sim --help`.
-COMMAND_MODULES = ("analytic", "hardware", "sweep", "simulate")
+COMMAND_MODULES = ("analytic", "hardware", "sweep", "simulate", "nstar")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +42,50 @@ def arg_type(parse):
 def count_type(what: str = "value"):
     """argparse `type=` for counts written as 70e9, 70B, 277M or 1.5T."""
     return arg_type(lambda text: parse_count(text, what))
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{text!r} is not a number; expected a value in (0, 1)") from None
+    if not 0 < value < 1:
+        raise InputError(f"{text} is outside (0, 1)")
+    return value
+
+
+alpha_type = arg_type(_alpha)
+
+
+def int_type(minimum: int = 0):
+    """argparse `type=` for an integer >= minimum (`1e3` is accepted, `2.5` is not)."""
+
+    def parse(text: str) -> int:
+        try:
+            number = float(text)
+        except ValueError:
+            number = float("nan")
+        if not number.is_integer() or number < minimum:
+            raise InputError(f"{text!r} is not an integer >= {minimum}")
+        return int(number)
+
+    return arg_type(parse)
+
+
+def gamma_type(*policies: str):
+    """argparse `type=` for a lookahead: an integer >= 0, or one of the named `policies`."""
+    integer = int_type(0)
+
+    def parse(text: str):
+        if text in policies:
+            return text
+        try:
+            return integer(text)
+        except argparse.ArgumentTypeError:
+            expected = " or ".join(["an integer >= 0", *map(repr, policies)])
+            raise InputError(f"{text!r} is not {expected}") from None
+
+    return arg_type(parse)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

@@ -3,29 +3,9 @@
 from .. import analytic
 from ..errors import InputError
 from ..units import parse_count
-from . import add_json_flag, arg_type, count_type
+from . import add_json_flag, alpha_type, arg_type, count_type, gamma_type
 
 DEFAULT_TRAIN_TOKENS = 1e13
-
-
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{text!r} is not a number; expected a value in (0, 1)") from None
-    if not 0 < value < 1:
-        raise InputError(f"{text} is outside (0, 1)")
-    return value
-
-
-def _gamma(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise InputError(f"{text!r} is not an integer; expected an integer >= 0") from None
-    if value < 0:
-        raise InputError(f"{text} is negative; expected an integer >= 0")
-    return value
 
 
 def _targets(text: str) -> list[float]:
@@ -96,10 +76,10 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="analytic_command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("throughput", help="Lambert-W optimum or Leviathan's speedup at a gamma")
-    p.add_argument("--alpha", type=arg_type(_alpha), required=True, help="acceptance rate in (0, 1)")
+    p.add_argument("--alpha", type=alpha_type, required=True, help="acceptance rate in (0, 1)")
     p.add_argument("--target-params", type=count_type("size"), required=True, metavar="M")
     p.add_argument("--draft-params", type=count_type("size"), required=True, metavar="N")
-    p.add_argument("--gamma", type=arg_type(_gamma), help="integer lookahead; default: the real-valued optimum")
+    p.add_argument("--gamma", type=gamma_type(), help="integer lookahead; default: the real-valued optimum")
     add_json_flag(p)
     p.set_defaults(handler=throughput)
 

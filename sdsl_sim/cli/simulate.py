@@ -10,7 +10,7 @@ validate  the closed-form agreement grid on `ideal` (simulated vs Lambert-W spee
 import sys
 
 from ..errors import InputError
-from . import add_json_flag, arg_type, count_type
+from . import add_json_flag, alpha_type, arg_type, count_type, gamma_type, int_type
 
 DEFAULT_TRAIN_TOKENS = 1e13
 SIMULATE_KEYS = (
@@ -20,48 +20,6 @@ SIMULATE_KEYS = (
     "draft_acceptance_rate", "ttft_ms", "itl_ms_p50", "itl_ms_p99", "time_draft_s", "time_verify_s",
     "time_prefill_s", "predicted_tpot_ms", "predicted_speedup", "sim_wall_s",
 )
-
-
-def _alpha(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"alpha {text!r} is not a number; expected a value in (0, 1)") from None
-    if not 0 < value < 1:
-        raise InputError(f"alpha {text} is outside (0, 1)")
-    return value
-
-
-def _gamma(text):
-    if text in ("auto", "adaptive"):
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise InputError(f"gamma {text!r}: expected an integer >= 0, 'auto' or 'adaptive'") from None
-    if value < 0:
-        raise InputError(f"gamma {text} is negative; expected an integer >= 0, 'auto' or 'adaptive'")
-    return value
-
-
-def _positive_int(text):
-    try:
-        value = int(float(text)) if float(text).is_integer() else None
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise InputError(f"{text!r} is not an integer >= 1")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise InputError(f"seed {text!r} is not an integer >= 0")
-    return value
 
 
 def _progress_bar(total_label):
@@ -191,6 +149,16 @@ def validate(args) -> dict | None:
     return None
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise InputError(f"{text!r} is not a number in (0, 1)")
+    return value
+
+
 def _floats(text):
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -206,17 +174,17 @@ def register(subparsers) -> None:
     p.add_argument("--draft", help="draft model name")
     p.add_argument("--draft-params", type=count_type("draft size"), metavar="N", help="synthetic draft (277M)")
     p.add_argument("--hardware", required=True, help="GPU profile name or TOML path (e.g. h100-sxm, ideal)")
-    p.add_argument("--tp", type=arg_type(_positive_int), default=1, help="tensor-parallel GPUs (default 1)")
-    p.add_argument("--alpha", type=arg_type(_alpha), help="per-token acceptance; default: the SDSL law")
-    p.add_argument("--gamma", type=arg_type(_gamma), default="auto",
+    p.add_argument("--tp", type=int_type(1), default=1, help="tensor-parallel GPUs (default 1)")
+    p.add_argument("--alpha", type=alpha_type, help="per-token acceptance; default: the SDSL law")
+    p.add_argument("--gamma", type=gamma_type("auto", "adaptive"), default="auto",
                    help="draft tokens per iteration: integer, auto (default) or adaptive")
-    p.add_argument("--max-gamma", type=arg_type(_positive_int), default=16, help="bound for auto (default 16)")
-    p.add_argument("--batch", type=arg_type(_positive_int), default=1, help="batch size (default 1)")
-    p.add_argument("--context", type=arg_type(_positive_int), default=128, help="prompt tokens (default 128)")
-    p.add_argument("--output-tokens", type=arg_type(_positive_int), default=1024,
+    p.add_argument("--max-gamma", type=int_type(1), default=16, help="bound for auto (default 16)")
+    p.add_argument("--batch", type=int_type(1), default=1, help="batch size (default 1)")
+    p.add_argument("--context", type=int_type(1), default=128, help="prompt tokens (default 128)")
+    p.add_argument("--output-tokens", type=int_type(1), default=1024,
                    help="tokens generated per request (default 1024)")
-    p.add_argument("--requests", type=arg_type(_positive_int), help="requests (default: one batch)")
-    p.add_argument("--seed", type=arg_type(_seed), default=0, help="seed (default 0)")
+    p.add_argument("--requests", type=int_type(1), help="requests (default: one batch)")
+    p.add_argument("--seed", type=int_type(0), default=0, help="seed (default 0)")
     p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D",
                    help=f"training tokens for the SDSL alpha law (default {DEFAULT_TRAIN_TOKENS:g})")
     add_json_flag(p)
@@ -224,7 +192,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("run", help="run a scenario file and print a summary table")
     p.add_argument("scenario", nargs="?", help="scenario TOML path or embedded name (default: default)")
-    p.add_argument("--seed", type=arg_type(_seed), help="seed (default: the scenario's run.seed)")
+    p.add_argument("--seed", type=int_type(0), help="seed (default: the scenario's run.seed)")
     p.add_argument("--out", metavar="DIR", help="write requests/steps/emissions parquet files here")
     add_json_flag(p)
     p.set_defaults(handler=run)
@@ -232,8 +200,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("validate", help="closed-form agreement grid on the ideal GPU")
     p.add_argument("--alphas", type=arg_type(_floats), help="comma-separated alphas (default 0.5..0.9)")
     p.add_argument("--ratios", type=arg_type(_floats), help="comma-separated M/N (default 10,100,1000)")
-    p.add_argument("--min-output-tokens", type=arg_type(_positive_int), default=100_000)
-    p.add_argument("--tolerance", type=float, default=0.01, help="relative tolerance vs Lambert-W (0.01)")
-    p.add_argument("--seed", type=arg_type(_seed), default=0)
+    p.add_argument("--min-output-tokens", type=int_type(1), default=100_000)
+    p.add_argument("--tolerance", type=arg_type(_fraction), default=0.01, help="relative tolerance vs Lambert-W (0.01)")
+    p.add_argument("--seed", type=int_type(0), default=0)
     add_json_flag(p)
     p.set_defaults(handler=validate)

@@ -1,0 +1,62 @@
+"""`sdsl-sim nstar`: the TPOT-optimal draft size on a GPU beside the analytic N* (sdsl_sim.draft_size)."""
+
+from ..errors import InputError
+from . import add_json_flag, count_type, int_type
+
+DEFAULT_TRAIN_TOKENS = 1e13
+
+
+def nstar(args) -> dict:
+    from ..draft_size import hardware_n_star
+    from ..hardware import load_gpu, scale_gpu
+    from ..models import load_model, synthetic_model
+
+    if (args.target is None) == (args.target_params is None):
+        raise InputError("nstar: give exactly one of --target NAME or --target-params M")
+    target = load_model(args.target) if args.target else synthetic_model(args.target_params)
+    gpu = scale_gpu(load_gpu(args.hardware), bandwidth=args.bandwidth_scale, flops=args.flops_scale)
+    result = hardware_n_star(target, gpu, train_tokens=args.train_tokens, tp=args.tp, draft_tp=args.draft_tp,
+                             batch=args.batch, context=args.context, runtime=args.runtime)
+    out = {
+        "target": target.name, "target_params": target.params, "hardware": gpu.name, "tp": args.tp,
+        "draft_tp": args.draft_tp, "batch": args.batch, "context": args.context, "train_tokens": args.train_tokens,
+        "method": "expected-value",
+        "n_star_analytic": result.n_star_analytic, "n_star_hardware": result.n_star_hardware,
+        "baseline_tpot_ms": 1e3 * result.at_hardware.baseline_tpot_s,
+    }
+    for label, point in (("analytic", result.at_analytic), ("hardware", result.at_hardware)):
+        out[f"tpot_ms_at_{label}"] = 1e3 * point.tpot_s
+        out[f"gamma_at_{label}"] = point.gamma
+        out[f"alpha_at_{label}"] = point.alpha
+        out[f"speedup_at_{label}"] = point.speedup
+    return out
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise InputError(f"{text!r} is not a positive scale factor")
+    return value
+
+
+def register(subparsers) -> None:
+    from . import arg_type
+
+    p = subparsers.add_parser("nstar", help="TPOT-optimal draft size on a GPU beside the analytic N*")
+    p.add_argument("--target", help="target model name (see `sdsl-sim list models`)")
+    p.add_argument("--target-params", type=count_type("target size"), metavar="M", help="synthetic target (70B)")
+    p.add_argument("--hardware", required=True, help="GPU profile name or TOML path")
+    p.add_argument("--tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the target (default 1)")
+    p.add_argument("--draft-tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the draft (default 1)")
+    p.add_argument("--batch", type=int_type(1), default=1, help="sequences decoded together (default 1)")
+    p.add_argument("--context", type=int_type(0), default=1024, help="tokens in each KV cache (default 1024)")
+    p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D",
+                   help=f"pre-training tokens of both models (default {DEFAULT_TRAIN_TOKENS:g})")
+    p.add_argument("--runtime", help="engine runtime profile (default: the GPU's)")
+    p.add_argument("--bandwidth-scale", type=arg_type(_scale), default=1.0, help="what-if HBM bandwidth factor")
+    p.add_argument("--flops-scale", type=arg_type(_scale), default=1.0, help="what-if FLOP/s factor")
+    add_json_flag(p)
+    p.set_defaults(handler=nstar)
