@@ -1,0 +1,58 @@
+"""`sdsl-sim sweep FILE --out DIR`: run a sweep file's grid in parallel into one resumable parquet dataset."""
+
+from . import add_json_flag, count_type
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep",
+        help="run a sweep file's grid into a parquet dataset (resumable)",
+        description=(
+            "Evaluate every point of a sweep file's grid and write one parquet part per finished point "
+            "to DIR (read it with pandas.read_parquet(DIR)). Started again on the same DIR, it skips "
+            "the points already there."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="sweep file (.toml) or the name of one in scenarios/")
+    parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory (created if missing)")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=None, metavar="N",
+        help="local worker processes (default: the number of CPUs)",
+    )
+    parser.add_argument(
+        "--executor", choices=("local", "dask"), default=None,
+        help="local processes (default) or a dask.distributed cluster (default with --scheduler)",
+    )
+    parser.add_argument(
+        "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address, for --executor dask"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_json_flag(parser)
+    parser.set_defaults(handler=_handle)
+
+
+def _positive_int(text: str) -> int:
+    value = count_type("--workers")(text)
+    if value != int(value):
+        from ..errors import InputError
+
+        raise InputError(f"--workers {text!r} must be a whole number >= 1")
+    return int(value)
+
+
+def _handle(args) -> dict:
+    from ..errors import InputError
+    from ..sweep import load_sweep, run_sweep
+
+    executor = args.executor or ("dask" if args.scheduler else "local")
+    if args.scheduler and executor != "dask":
+        raise InputError("--scheduler is for --executor dask; expected --executor dask or no --executor")
+    sweep = load_sweep(args.file)
+    return run_sweep(
+        sweep,
+        args.out,
+        executor=executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+    )

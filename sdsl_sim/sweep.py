@@ -1,0 +1,466 @@
+"""Sweeps: a grid of scenario variants, each evaluated once per seed, stored as one parquet dataset.
+
+A sweep file (TOML) names a base scenario (`base`: an embedded scenario name, a path relative to the
+sweep file, or a [base] table) and `[axes]` over its dotted keys ("workload.batch" = [1, 8, 64]); the
+grid is the product of the axes and of each `[[zip]]` group (keys whose equal-length lists vary
+together), times `replicates`. The README's sweep section and `scenarios/example-sweep.toml` show it all.
+
+Seeds: an axis named `seed` sets them verbatim; otherwise each point gets
+`SeedSequence(base_seed, spawn_key=hash(point inputs, replicate))` ("per-point", the default) or
+`SeedSequence(base_seed).spawn(replicates)[r]` (`seeds = "common"`: common random numbers across
+points), so a seed never depends on grid order, worker or resume. The point id hashes the point's full
+inputs and seed and names its part file in the store (`store.py`), which is what makes a resumed sweep
+end with exactly the rows of an uninterrupted one.
+
+This module owns the schema, the expansion, the seeds and the executors (local processes or a
+dask.distributed cluster). Turning a point into a config and evaluating it are injected
+(`prepare_point`, `evaluate_point(config, seed) -> dict`); the defaults use `scenario.py`.
+"""
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+import tomllib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, store
+from .errors import InputError
+
+DASK_CONNECT_TIMEOUT_S = 20
+_SWEEP_KEYS = ("description", "base", "replicates", "base_seed", "seeds", "axes", "zip")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep file: base scenario dict and axis groups (keys varied together, value rows)."""
+
+    source: str
+    base: dict
+    groups: tuple[tuple[tuple[str, ...], tuple[tuple, ...]], ...]
+    replicates: int = 1
+    base_seed: int = 0
+    common_seeds: bool = False
+
+
+@dataclass(frozen=True)
+class Point:
+    """One evaluation: the scenario dict to run, its flattened inputs (the row's columns), its seed."""
+
+    point_id: str
+    config: dict
+    inputs: dict
+    axis_values: dict
+    replicate: int
+    seed: int
+
+
+# ---------------------------------------------------------------- loading and validation
+
+
+def embedded_scenarios_dir() -> Path:
+    return Path(str(files("sdsl_sim") / "scenarios"))
+
+
+def load_sweep(path_or_name: str) -> Sweep:
+    """Read and validate a sweep file: a path, or the name of an embedded file in `scenarios/`."""
+    path = Path(path_or_name)
+    if not path.is_file():
+        embedded = embedded_scenarios_dir() / f"{path_or_name.removesuffix('.toml')}.toml"
+        if not embedded.is_file():
+            raise InputError(
+                f"sweep file {path_or_name!r} not found; expected a path to a .toml file "
+                "or the name of one in scenarios/ (e.g. example-sweep)"
+            )
+        path = embedded
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    return sweep_from_dict(data, source=str(path), base_dir=path.parent)
+
+
+def sweep_from_dict(data: dict, source: str = "<dict>", base_dir: Path | None = None) -> Sweep:
+    """Validate a parsed sweep; InputError messages name `source` and the key."""
+    for key in data:
+        if key not in _SWEEP_KEYS:
+            raise InputError(f"{source}: key {key!r} unknown; expected one of {', '.join(_SWEEP_KEYS)}")
+    replicates = _int_at_least(data, "replicates", 1, 1, source)
+    base_seed = _int_at_least(data, "base_seed", 0, 0, source)
+    seeds = data.get("seeds", "per-point")
+    if seeds not in ("per-point", "common"):
+        raise InputError(f"{source}: key 'seeds' is {seeds!r}; expected 'per-point' or 'common'")
+    axes = data.get("axes", {})
+    if not isinstance(axes, dict):
+        raise InputError(f"{source}: key 'axes' must be a table of key = [values]")
+    groups = [((key,), tuple((v,) for v in values)) for key, values in _axis_lists(axes, "axes", source)]
+    zips = data.get("zip", [])
+    if not isinstance(zips, list) or not all(isinstance(z, dict) for z in zips):
+        raise InputError(f"{source}: key 'zip' must be an array of tables ([[zip]])")
+    for i, table in enumerate(zips):
+        groups.append(_zip_group(table, f"zip[{i}]", source))
+    keys = [k for group_keys, _ in groups for k in group_keys]
+    if not keys:
+        raise InputError(f"{source}: no axes; expected an [axes] table with at least one key = [values]")
+    for key in set(keys):
+        if keys.count(key) > 1:
+            raise InputError(f"{source}: axis {key!r} appears more than once; expected each key once")
+    if "seed" in keys:
+        if replicates != 1 or "base_seed" in data:
+            raise InputError(
+                f"{source}: axis 'seed' sets the seeds itself; expected no 'replicates' or 'base_seed' with it"
+            )
+        for (value,) in next(rows for ks, rows in groups if ks == ("seed",)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InputError(f"{source}: axis 'seed' value {value!r}; expected integers >= 0")
+    base = _resolve_base(data.get("base"), source, base_dir)
+    return Sweep(source, base, tuple(groups), replicates, base_seed, seeds == "common")
+
+
+def _int_at_least(data, key, default, low, source) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise InputError(f"{source}: key {key!r} is {value!r}; expected an integer >= {low}")
+    return value
+
+
+def _axis_lists(table: dict, where: str, source: str, prefix: str = ""):
+    """Yield (dotted key, values) for every list in a possibly nested table of axes."""
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _axis_lists(value, where, source, f"{dotted}.")
+        elif not isinstance(value, list):
+            raise InputError(
+                f"{source}: {where} key {dotted!r} is {value!r}; expected a list of values, e.g. [1, 8, 64]"
+            )
+        elif not value:
+            raise InputError(f"{source}: {where} key {dotted!r} has no values; expected a non-empty list")
+        else:
+            yield dotted, value
+
+
+def _zip_group(table: dict, where: str, source: str):
+    pairs = list(_axis_lists(table, where, source))
+    lengths = {len(values) for _, values in pairs}
+    if len(lengths) > 1:
+        detail = ", ".join(f"{k}: {len(v)}" for k, v in pairs)
+        raise InputError(f"{source}: {where} lists have different lengths ({detail}); expected equal lengths")
+    if not pairs:
+        raise InputError(f"{source}: {where} is empty; expected key = [values] pairs")
+    return tuple(k for k, _ in pairs), tuple(zip(*(values for _, values in pairs)))
+
+
+def _resolve_base(base, source: str, base_dir: Path | None) -> dict:
+    if isinstance(base, dict):
+        return base
+    if base is None:
+        base = _default_scenario_name()
+    if not isinstance(base, str):
+        raise InputError(f"{source}: key 'base' is {base!r}; expected a scenario name, path or table")
+    candidates = [(base_dir or Path.cwd()) / base]
+    embedded = embedded_scenarios_dir()
+    candidates.append(embedded / f"{base.removesuffix('.toml')}.toml")
+    for path in candidates:
+        if path.is_file():
+            try:
+                return tomllib.loads(path.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise InputError(f"{path}: not valid TOML: {exc}") from None
+    names = sorted(p.stem for p in embedded.glob("*.toml") if "sweep" not in p.stem)
+    raise InputError(
+        f"{source}: key 'base' {base!r} is neither a file next to the sweep file nor an embedded "
+        f"scenario; expected one of {', '.join(names) or '(none)'} or a path"
+    )
+
+
+def _default_scenario_name() -> str:
+    from . import scenario
+
+    return getattr(scenario, "DEFAULT_SCENARIO", "default")
+
+
+# ---------------------------------------------------------------- expansion and seeds
+
+
+def expand(sweep: Sweep, prepare_point=None) -> list[Point]:
+    """All points of the grid (product of axis groups, times replicates), in file order.
+
+    `prepare_point(base, overrides, source) -> config` turns the base dict and one point's
+    {"table.key": value} overrides into the dict the evaluator gets (default: `apply_overrides`).
+    """
+    prepare_point = prepare_point or apply_overrides
+    points = []
+    for rows in itertools.product(*(rows for _, rows in sweep.groups)):
+        axis_values = {k: v for (keys, _), row in zip(sweep.groups, rows) for k, v in zip(keys, row)}
+        overrides = dict(axis_values)
+        explicit_seed = overrides.pop("seed", None)
+        where = f"{sweep.source} point ({', '.join(f'{k}={v!r}' for k, v in axis_values.items())})"
+        config = prepare_point(sweep.base, overrides, where)
+        inputs = flatten(config)
+        for replicate in range(sweep.replicates):
+            seed = explicit_seed if explicit_seed is not None else derive_seed(sweep, inputs, replicate)
+            pid = _digest({"inputs": inputs, "seed": seed})[:16]
+            points.append(Point(pid, config, inputs, axis_values, replicate, seed))
+    _check_unique(points, sweep.source)
+    return _normalise_columns(points)
+
+
+def derive_seed(sweep: Sweep, inputs: dict, replicate: int) -> int:
+    """A 63-bit seed for one point, a function of base_seed, the inputs (per-point mode) and replicate."""
+    if sweep.common_seeds:
+        child = np.random.SeedSequence(sweep.base_seed).spawn(replicate + 1)[replicate]
+    else:
+        words = np.frombuffer(bytes.fromhex(_digest({"inputs": inputs, "replicate": replicate})), np.uint32)
+        child = np.random.SeedSequence(sweep.base_seed, spawn_key=tuple(int(w) for w in words))
+    return int(child.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def apply_overrides(base: dict, overrides: dict, source: str = "<sweep>") -> dict:
+    """A deep copy of `base` with each dotted key set, creating missing tables on the way."""
+    config = copy.deepcopy(base)
+    for dotted, value in overrides.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(f"{source}: axis {dotted!r}: {part!r} is a value, not a table")
+        node[leaf] = copy.deepcopy(value)
+    return config
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """Nested tables -> {"section.key": value}; lists stay values."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _digest(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_unique(points: list[Point], source: str) -> None:
+    seen = {}
+    for p in points:
+        if p.point_id in seen:
+            raise InputError(
+                f"{source}: points {_describe(seen[p.point_id])} and {_describe(p)} are the same scenario "
+                "with the same seed; expected distinct axis values"
+            )
+        seen[p.point_id] = p
+
+
+def _normalise_columns(points: list[Point]) -> list[Point]:
+    """Give each input column one parquet type: lists/tables as JSON, int+float -> float, else mixed -> str."""
+    names = dict.fromkeys(k for p in points for k in p.inputs)
+    kinds = {n: {type(p.inputs[n]) for p in points if n in p.inputs} for n in names}
+
+    def cell(name, value):
+        if isinstance(value, (list, dict)):
+            return json.dumps(value, sort_keys=True, default=str)
+        if kinds[name] == {int, float}:
+            return float(value)
+        if len(kinds[name]) > 1:
+            return str(value)
+        return value
+
+    return [
+        Point(p.point_id, p.config, {n: cell(n, v) for n, v in p.inputs.items()}, p.axis_values, p.replicate, p.seed)
+        for p in points
+    ]
+
+
+def _describe(point: Point) -> str:
+    values = ", ".join(f"{k}={v!r}" for k, v in point.axis_values.items())
+    return f"({values}, replicate {point.replicate})"
+
+
+# ---------------------------------------------------------------- evaluation and executors
+
+
+def prepare_scenario_point(base: dict, overrides: dict, source: str) -> dict:
+    """The default point config: the base scenario with overrides, validated, every key filled in.
+
+    A size axis (model.draft_params) replaces the base's named model (model.draft), and vice versa.
+    run.seed is dropped: the sweep supplies the seeds (axis `seed`, or derived from base_seed).
+    """
+    from .scenario import scenario_from_dict
+
+    if "run.seed" in overrides:
+        raise InputError(f"{source}: axis 'run.seed': the sweep sets the seeds; expected axis 'seed' or base_seed")
+    data = apply_overrides(base, overrides, source)
+    model = data.get("model", {})
+    for role, size in (("target", "target_params"), ("draft", "draft_params")):
+        for key, other in ((size, role), (role, size)):
+            if f"model.{key}" in overrides and f"model.{other}" not in overrides:
+                model.pop(other, None)
+    config = scenario_from_dict(data, source=source).config
+    return {
+        table: {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in keys.items()
+            if value is not None and (table, key) != ("run", "seed")
+        }
+        for table, keys in config.items()
+    }
+
+
+def evaluate_scenario_point(config: dict, seed: int) -> dict:
+    """The default point evaluator: validate the point's scenario dict and evaluate it with `seed`."""
+    from .scenario import evaluate, scenario_from_dict
+
+    return evaluate(scenario_from_dict(config, source="<sweep point>"), seed)
+
+
+def run_sweep(
+    sweep: Sweep,
+    out_dir: str | os.PathLike,
+    *,
+    prepare_point=prepare_scenario_point,
+    evaluate_point=evaluate_scenario_point,
+    executor: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate every point not yet in `out_dir`, writing each as it finishes; return a summary.
+
+    executor "local": a pool of `workers` processes (default os.cpu_count(); 1 runs in this process).
+    executor "dask": the points go to the dask.distributed scheduler at `scheduler`; rows are still
+    written here, by the same store code.
+    """
+    from tqdm import tqdm
+
+    if executor not in ("local", "dask"):
+        raise InputError(f"executor {executor!r} unknown; expected local or dask")
+    if executor == "dask" and not scheduler:
+        raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    started = time.perf_counter()
+    points = expand(sweep, prepare_point)
+    out_dir = Path(out_dir)
+    done = store.open_store(out_dir, _manifest(sweep, points))
+    todo = [p for p in points if p.point_id not in done]
+    workers = workers or os.cpu_count() or 1
+    if executor == "local":
+        if evaluate_point is evaluate_scenario_point and todo:
+            from .sim import run  # noqa: F401  (forked workers inherit it: ~2 s of imports each saved)
+        results = _run_local(todo, evaluate_point, workers)
+    else:
+        results = _run_dask(todo, evaluate_point, scheduler)
+    bar = tqdm(total=len(todo), unit="point", file=sys.stderr, disable=not progress or not todo)
+    try:
+        for point, metrics, wall_s in results:
+            row = store.make_row(point.point_id, point.replicate, point.seed, point.inputs, metrics, wall_s)
+            store.write_part(out_dir, point.point_id, row)
+            bar.update()
+    except InputError as exc:
+        raise InputError(f"{sweep.source}: {exc}") from None
+    finally:
+        results.close()
+        bar.close()
+    store.finalize(out_dir)
+    return {
+        "points": len(points),
+        "run": len(todo),
+        "skipped": len(points) - len(todo),
+        "out": str(out_dir),
+        "executor": executor,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def _manifest(sweep: Sweep, points: list[Point]) -> dict:
+    return {
+        "source": Path(sweep.source).name,
+        "fingerprint": _digest(sorted(p.point_id for p in points)),
+        "points": len(points),
+        "version": __version__,
+        "code_digest": store.code_digest(),
+        "axes": [k for keys, _ in sweep.groups for k in keys],
+        "replicates": sweep.replicates,
+        "base_seed": sweep.base_seed,
+        "seeds": "common" if sweep.common_seeds else "per-point",
+    }
+
+
+def _timed(evaluate_point, config: dict, seed: int):
+    started = time.perf_counter()
+    metrics = evaluate_point(config, seed)
+    return metrics, time.perf_counter() - started
+
+
+def _result(point: Point, get):
+    """(point, metrics, wall_s) from `get()`; a point's bad input names the point."""
+    try:
+        metrics, wall_s = get()
+    except InputError as exc:
+        raise InputError(f"point {_describe(point)}: {exc}") from None
+    return point, metrics, wall_s
+
+
+def _run_local(todo: list[Point], evaluate_point, workers: int):
+    """Yield (point, metrics, wall_s) as points finish, from a process pool (or inline for 1 worker)."""
+    if workers == 1:
+        for p in todo:
+            yield _result(p, lambda: _timed(evaluate_point, p.config, p.seed))
+        return
+    pool = ProcessPoolExecutor(workers, initializer=_exit_with_parent, initargs=(os.getpid(),))
+    try:
+        futures = {pool.submit(_timed, evaluate_point, p.config, p.seed): p for p in todo}
+        for future in as_completed(futures):
+            yield _result(futures[future], future.result)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a killed sweep (SIGKILL) must not leave orphan workers burning CPU."""
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _run_dask(todo: list[Point], evaluate_point, scheduler: str):
+    """Yield (point, metrics, wall_s) as points finish on a dask.distributed cluster."""
+    if not todo:
+        return
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise InputError(
+            "--executor dask needs dask.distributed; install it with pip install 'sdsl-sim[distributed]'"
+        ) from None
+    try:
+        client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"cannot reach the dask scheduler at {scheduler!r}: {exc}") from None
+    try:
+        # Keys from point ids: a resubmitted point reuses a result the cluster still holds.
+        futures = {
+            client.submit(_timed, evaluate_point, p.config, p.seed, key=f"sdsl-sim-point-{p.point_id}"): p
+            for p in todo
+        }
+        for future in dask_completed(futures, loop=client.loop):
+            yield _result(futures[future], future.result)
+    finally:
+        client.close()
