@@ -51,6 +51,21 @@ class HardwareNStar:
     at_hardware: DraftPoint
     curve: tuple  # DraftPoint per scanned size, ascending
 
+    def summary(self) -> dict:
+        """The flat metrics of `sdsl-sim nstar` and of `evaluate = "nstar"` sweep rows."""
+        out = {
+            "method": "expected-value",
+            "n_star_analytic": self.n_star_analytic,
+            "n_star_hardware": self.n_star_hardware,
+            "baseline_tpot_ms": 1e3 * self.at_hardware.baseline_tpot_s,
+        }
+        for label, point in (("analytic", self.at_analytic), ("hardware", self.at_hardware)):
+            out[f"tpot_ms_at_{label}"] = 1e3 * point.tpot_s
+            out[f"gamma_at_{label}"] = point.gamma
+            out[f"alpha_at_{label}"] = point.alpha
+            out[f"speedup_at_{label}"] = point.speedup
+        return out
+
 
 def draft_point(target: Model, draft: Model, gpu, *, train_tokens: float, tp: int = 1, draft_tp: int = 1,
                 batch: int = 1, context: float = 1024, runtime=None, max_gamma: int = 32) -> DraftPoint:

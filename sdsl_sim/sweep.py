@@ -14,7 +14,9 @@ end with exactly the rows of an uninterrupted one.
 
 This module owns the schema, the expansion, the seeds and the executors (local processes or a
 dask.distributed cluster). Turning a point into a config and evaluating it are injected
-(`prepare_point`, `evaluate_point(config, seed) -> dict`); the defaults use `scenario.py`.
+(`prepare_point`, `evaluate_point(config, seed) -> dict`); the defaults use `scenario.py`, and the
+file's `evaluate` key picks what a point computes: "scenario" (default: `scenario.evaluate`, simulated
+or expected-value per the scenario's run.method) or "nstar" (the hardware-aware optimal draft size).
 """
 
 import copy
@@ -37,7 +39,8 @@ from . import __version__, store
 from .errors import InputError
 
 DASK_CONNECT_TIMEOUT_S = 20
-_SWEEP_KEYS = ("description", "base", "replicates", "base_seed", "seeds", "axes", "zip")
+_SWEEP_KEYS = ("description", "base", "evaluate", "replicates", "base_seed", "seeds", "axes", "zip")
+EVALUATORS = ("scenario", "nstar")  # what one point computes; see evaluate_scenario_point / evaluate_nstar_point
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Sweep:
     replicates: int = 1
     base_seed: int = 0
     common_seeds: bool = False
+    evaluator: str = "scenario"
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,11 @@ def sweep_from_dict(data: dict, source: str = "<dict>", base_dir: Path | None = 
         for (value,) in next(rows for ks, rows in groups if ks == ("seed",)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InputError(f"{source}: axis 'seed' value {value!r}; expected integers >= 0")
+    evaluator = data.get("evaluate", "scenario")
+    if evaluator not in EVALUATORS:
+        raise InputError(f"{source}: key 'evaluate' is {evaluator!r}; expected one of {', '.join(EVALUATORS)}")
     base = _resolve_base(data.get("base"), source, base_dir)
-    return Sweep(source, base, tuple(groups), replicates, base_seed, seeds == "common")
+    return Sweep(source, base, tuple(groups), replicates, base_seed, seeds == "common", evaluator)
 
 
 def _int_at_least(data, key, default, low, source) -> int:
@@ -328,12 +335,30 @@ def evaluate_scenario_point(config: dict, seed: int) -> dict:
     return evaluate(scenario_from_dict(config, source="<sweep point>"), seed)
 
 
+def evaluate_nstar_point(config: dict, seed: int) -> dict:
+    """The point evaluator of `evaluate = "nstar"` sweeps: the hardware-aware optimal draft size
+    (draft_size.hardware_n_star) for the point's target, [hardware], workload.batch, workload.prompt_tokens
+    (the context) and model.train_tokens. The draft keys are ignored (the draft size is the answer);
+    hardware.draft_tp defaults to 1 as in `sdsl-sim nstar`. No randomness: `seed` is unused."""
+    from .draft_size import hardware_n_star
+    from .scenario import scenario_from_dict
+    from .sim.run import hardware_of, model_of
+
+    cfg = scenario_from_dict(config, source="<sweep point>").config
+    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
+    gpu, runtime = hardware_of(hw)
+    result = hardware_n_star(model_of(m["target"], m["target_params"]), gpu, train_tokens=m["train_tokens"],
+                             tp=hw["tp"], draft_tp=hw["draft_tp"] or 1, batch=wl["batch"],
+                             context=wl["prompt_tokens"], runtime=runtime)
+    return result.summary()
+
+
 def run_sweep(
     sweep: Sweep,
     out_dir: str | os.PathLike,
     *,
     prepare_point=prepare_scenario_point,
-    evaluate_point=evaluate_scenario_point,
+    evaluate_point=None,
     executor: str = "local",
     workers: int | None = None,
     scheduler: str | None = None,
@@ -341,6 +366,7 @@ def run_sweep(
 ) -> dict:
     """Evaluate every point not yet in `out_dir`, writing each as it finishes; return a summary.
 
+    evaluate_point: (config, seed) -> dict; default: the sweep file's `evaluate` choice.
     executor "local": a pool of `workers` processes (default os.cpu_count(); 1 runs in this process).
     executor "dask": the points go to the dask.distributed scheduler at `scheduler`; rows are still
     written here, by the same store code.
@@ -352,13 +378,14 @@ def run_sweep(
     if executor == "dask" and not scheduler:
         raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     started = time.perf_counter()
+    evaluate_point = evaluate_point or {"scenario": evaluate_scenario_point, "nstar": evaluate_nstar_point}[sweep.evaluator]
     points = expand(sweep, prepare_point)
     out_dir = Path(out_dir)
     done = store.open_store(out_dir, _manifest(sweep, points))
     todo = [p for p in points if p.point_id not in done]
     workers = workers or os.cpu_count() or 1
     if executor == "local":
-        if evaluate_point is evaluate_scenario_point and todo:
+        if evaluate_point in (evaluate_scenario_point, evaluate_nstar_point) and todo:
             from .sim import run  # noqa: F401  (forked workers inherit it: ~2 s of imports each saved)
         results = _run_local(todo, evaluate_point, workers)
     else:

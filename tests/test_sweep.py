@@ -242,3 +242,29 @@ def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
     a = a[keep].sort_values("point_id").reset_index(drop=True)
     b = b[keep].sort_values("point_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_nstar_sweep_rows_match_the_nstar_command(tmp_path, capsys):
+    from sdsl_sim.sweep import run_sweep, sweep_from_dict
+
+    sweep = sweep_from_dict({
+        "evaluate": "nstar",
+        "base": {"model": {"target": "llama-3.1-8b", "draft": "llama-3.2-1b"}, "hardware": {"name": "a100-80gb-sxm", "tp": 1},
+                 "workload": {"batch": 1, "prompt_tokens": 1024}},
+        "axes": {"workload.batch": [1, 16]},
+    })
+    run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
+    rows = pd.read_parquet(tmp_path / "out").set_index("workload.batch")
+    for batch in (1, 16):
+        assert main(["nstar", "--target", "llama-3.1-8b", "--hardware", "a100-80gb-sxm", "--batch", str(batch),
+                     "--context", "1024", "--json"]) == 0
+        cli = json.loads(capsys.readouterr().out)
+        assert rows.loc[batch, "n_star_hardware"] == cli["n_star_hardware"]
+        assert rows.loc[batch, "method"] == "expected-value"
+
+
+def test_unknown_evaluator_is_rejected():
+    from sdsl_sim.sweep import sweep_from_dict
+
+    with pytest.raises(InputError, match="key 'evaluate' is 'magic'; expected one of scenario, nstar"):
+        sweep_from_dict({"evaluate": "magic", "axes": {"workload.batch": [1]}}, source="s.toml")

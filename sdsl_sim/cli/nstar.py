@@ -17,19 +17,11 @@ def nstar(args) -> dict:
     gpu = scale_gpu(load_gpu(args.hardware), bandwidth=args.bandwidth_scale, flops=args.flops_scale)
     result = hardware_n_star(target, gpu, train_tokens=args.train_tokens, tp=args.tp, draft_tp=args.draft_tp,
                              batch=args.batch, context=args.context, runtime=args.runtime)
-    out = {
+    return {
         "target": target.name, "target_params": target.params, "hardware": gpu.name, "tp": args.tp,
         "draft_tp": args.draft_tp, "batch": args.batch, "context": args.context, "train_tokens": args.train_tokens,
-        "method": "expected-value",
-        "n_star_analytic": result.n_star_analytic, "n_star_hardware": result.n_star_hardware,
-        "baseline_tpot_ms": 1e3 * result.at_hardware.baseline_tpot_s,
+        **result.summary(),
     }
-    for label, point in (("analytic", result.at_analytic), ("hardware", result.at_hardware)):
-        out[f"tpot_ms_at_{label}"] = 1e3 * point.tpot_s
-        out[f"gamma_at_{label}"] = point.gamma
-        out[f"alpha_at_{label}"] = point.alpha
-        out[f"speedup_at_{label}"] = point.speedup
-    return out
 
 
 def _scale(text: str) -> float:

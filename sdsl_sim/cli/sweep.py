@@ -1,6 +1,6 @@
 """`sdsl-sim sweep FILE --out DIR`: run a sweep file's grid in parallel into one resumable parquet dataset."""
 
-from . import add_json_flag, count_type
+from . import add_json_flag, int_type
 
 
 def register(subparsers) -> None:
@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     parser.add_argument("file", metavar="FILE", help="sweep file (.toml) or the name of one in scenarios/")
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory (created if missing)")
     parser.add_argument(
-        "--workers", type=_positive_int, default=None, metavar="N",
+        "--workers", type=int_type(1), default=None, metavar="N",
         help="local worker processes (default: the number of CPUs)",
     )
     parser.add_argument(
@@ -29,15 +29,6 @@ def register(subparsers) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_json_flag(parser)
     parser.set_defaults(handler=_handle)
-
-
-def _positive_int(text: str) -> int:
-    value = count_type("--workers")(text)
-    if value != int(value):
-        from ..errors import InputError
-
-        raise InputError(f"--workers {text!r} must be a whole number >= 1")
-    return int(value)
 
 
 def _handle(args) -> dict:

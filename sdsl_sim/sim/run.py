@@ -40,10 +40,20 @@ class Build:
     max_gamma: int
 
 
-def _model(name, params):
+def model_of(name, params):
+    """A scenario's model: the catalog entry `name`, or a synthetic model of `params` parameters."""
     from ..models import load_model, synthetic_model
 
     return synthetic_model(params) if params is not None else load_model(name)
+
+
+def hardware_of(hw: dict):
+    """A scenario's [hardware] table as (GPU with the what-if scales applied, runtime profile)."""
+    from ..hardware import load_gpu, load_runtime, scale_gpu
+
+    gpu = scale_gpu(load_gpu(hw["name"]), bandwidth=hw["bandwidth_scale"], flops=hw["flops_scale"],
+                    memory=hw["memory_scale"], link=hw["link_scale"])
+    return gpu, load_runtime(hw["runtime"] or gpu.default_runtime)
 
 
 def _kv_token_budget(models, gpu, tp, need, limit, dtypes) -> float:
@@ -71,17 +81,13 @@ def _kv_token_budget(models, gpu, tp, need, limit, dtypes) -> float:
 
 
 def build(scenario) -> Build:
-    from ..hardware import load_gpu, load_runtime, scale_gpu
-
     cfg = scenario.config
     m, hw, wl, dec = cfg["model"], cfg["hardware"], cfg["workload"], cfg["decoding"]
-    target, draft = _model(m["target"], m["target_params"]), _model(m["draft"], m["draft_params"])
+    target, draft = model_of(m["target"], m["target_params"]), model_of(m["draft"], m["draft_params"])
     if draft.params >= target.params:
         raise InputError(f"{scenario.source}: draft {draft.name} ({draft.params:.3g} params) must be smaller "
                          f"than target {target.name} ({target.params:.3g} params)")
-    gpu = scale_gpu(load_gpu(hw["name"]), bandwidth=hw["bandwidth_scale"], flops=hw["flops_scale"],
-                    memory=hw["memory_scale"], link=hw["link_scale"])
-    runtime = load_runtime(hw["runtime"] or gpu.default_runtime)
+    gpu, runtime = hardware_of(hw)
     max_gamma = dec["gamma"] if isinstance(dec["gamma"], int) else dec["max_gamma"]
     need = wl["prompt_tokens"] + wl["output_tokens"]
     dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
