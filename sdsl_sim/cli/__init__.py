@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..units import parse_count
 
 # Order is the order of `sdsl-sim --help`.
-COMMAND_MODULES = ("analytic", "hardware", "sweep", "simulate", "nstar")
+COMMAND_MODULES = ("analytic", "hardware", "sweep", "simulate", "nstar", "report")
 
 
 class _Parser(argparse.ArgumentParser):

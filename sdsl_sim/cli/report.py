@@ -1,0 +1,34 @@
+"""`sdsl-sim report NAME|all --out DIR`: regenerate study pages (markdown, figures, data)."""
+
+import sys
+import time
+
+from . import add_json_flag, int_type
+
+
+def report(args) -> dict:
+    from ..report import build_page, page_names
+
+    names = page_names() if args.name == "all" else [args.name]
+    pages = {}
+    started = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        if not args.json:
+            print(f"report {name} ...", file=sys.stderr, flush=True)
+        path = build_page(name, args.out, workers=args.workers, progress=not args.no_progress)
+        pages[name] = {"page": str(path), "wall_s": time.perf_counter() - t0}
+    return {"out": args.out, "pages": pages, "wall_s": time.perf_counter() - started}
+
+
+def register(subparsers) -> None:
+    from ..report import page_names
+
+    p = subparsers.add_parser("report", help="regenerate a study page (or all of them)",
+                              description="Pages: " + ", ".join(page_names()))
+    p.add_argument("name", metavar="NAME", help="a page name or all: " + ", ".join(page_names()))
+    p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports)")
+    p.add_argument("--workers", type=int_type(1), help="worker processes for the sweeps (default: CPUs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    add_json_flag(p)
+    p.set_defaults(handler=report)

@@ -1,0 +1,66 @@
+"""Writing one report page: markdown, seaborn figures (PNG) and the data behind them (parquet + CSV).
+
+A study module builds a `Page` from DataFrames only; this module owns the files. Figures use the
+non-interactive Agg backend and fixed sizes and fonts, so a page regenerates identically.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+@dataclass
+class Page:
+    """A report page under construction: markdown blocks, figures and data tables, written by `save`."""
+
+    name: str
+    title: str
+    blocks: list[str] = field(default_factory=list)
+    figures: dict[str, plt.Figure] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def text(self, markdown: str) -> None:
+        self.blocks.append(markdown.strip())
+
+    def data(self, stem: str, frame: pd.DataFrame) -> None:
+        """Keep `frame` as the data behind this page's figures: written as STEM.parquet and STEM.csv."""
+        self.tables[stem] = frame.reset_index(drop=True)
+        self.blocks.append(f"Data: [`{stem}.csv`]({stem}.csv) ([parquet]({stem}.parquet)).")
+
+    def figure(self, stem: str, fig: plt.Figure, caption: str) -> None:
+        self.figures[stem] = fig
+        self.blocks.append(f"![{caption}]({stem}.png)\n\n*{caption}*")
+
+    def table(self, frame: pd.DataFrame, floatfmt: str = ".3g") -> None:
+        """A small markdown table in the page text (the full data goes through `data`)."""
+        header = "| " + " | ".join(map(str, frame.columns)) + " |"
+        rule = "|" + "---|" * len(frame.columns)
+        rows = ["| " + " | ".join(_cell(v, floatfmt) for v in row) + " |" for row in frame.itertuples(index=False)]
+        self.blocks.append("\n".join([header, rule, *rows]))
+
+    def save(self, out_dir: Path) -> Path:
+        out = Path(out_dir) / self.name
+        out.mkdir(parents=True, exist_ok=True)
+        for stem, fig in self.figures.items():
+            fig.savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+            plt.close(fig)
+        for stem, frame in self.tables.items():
+            frame.to_parquet(out / f"{stem}.parquet", index=False)
+            frame.to_csv(out / f"{stem}.csv", index=False, float_format="%.6g")
+        path = out / "README.md"
+        path.write_text(f"# {self.title}\n\n" + "\n\n".join(self.blocks) + "\n")
+        return path
+
+
+def _cell(value, floatfmt: str) -> str:
+    if isinstance(value, float):
+        return format(value, floatfmt)
+    return str(value)
