@@ -1,7 +1,7 @@
 """Scenario files: schema, validation, overrides, and evaluating a scenario into one flat row of metrics.
 
 A scenario is a TOML file of five tables; every key is optional and has the default shown. A sweep axis
-names a key as "table.key" (e.g. "workload.batch"); `with_overrides` applies such keys.
+names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_point` applies such keys.
 
     [run]
     method = "simulated"      # "simulated" (simpy run + its autoregressive baseline) or "analytic"
@@ -204,21 +204,6 @@ def load_scenario(path_or_name: str | None = None) -> Scenario:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{label}: not valid TOML ({exc})") from None
     return scenario_from_dict(data, source=label)
-
-
-def with_overrides(scenario: Scenario, overrides: dict) -> Scenario:
-    """A new scenario with {"table.key": value} overrides applied and everything re-validated."""
-    data = {t: {k: v for k, v in keys.items() if v is not None} for t, keys in scenario.config.items()}
-    for dotted, value in overrides.items():
-        table, _, key = dotted.partition(".")
-        if not key:
-            raise InputError(f"override {dotted!r}: expected 'table.key', e.g. 'workload.batch'")
-        data.setdefault(table, {})[key] = value
-        if (table, key) in (("model", "target_params"), ("model", "draft_params")):
-            data["model"].pop(key.removesuffix("_params"), None)
-        if (table, key) in (("model", "target"), ("model", "draft")):
-            data["model"].pop(f"{key}_params", None)
-    return scenario_from_dict(data, source=scenario.source)
 
 
 def evaluate(scenario: Scenario, seed: int) -> dict:

@@ -6,7 +6,7 @@ from importlib.resources import files
 import pytest
 
 from sdsl_sim.errors import InputError
-from sdsl_sim.scenario import SCHEMA, evaluate, load_scenario, scenario_from_dict, with_overrides
+from sdsl_sim.scenario import SCHEMA, evaluate, load_scenario, scenario_from_dict
 
 
 def write(tmp_path, text):
@@ -61,16 +61,20 @@ def test_context_is_an_alias_of_prompt_tokens():
     assert s.get("workload.prompt_tokens") == 4096
 
 
-def test_overrides_apply_dotted_keys_and_revalidate():
-    s = with_overrides(load_scenario(None), {"workload.batch": 32, "model.draft_params": "277M"})
+def test_sweep_overrides_apply_dotted_keys_and_revalidate():
+    from sdsl_sim.sweep import prepare_scenario_point
+
+    base = {"model": {"target": "llama-3.1-70b", "draft": "llama-3.2-1b"}, "workload": {"batch": 8}}
+    config = prepare_scenario_point(base, {"workload.batch": 32, "model.draft_params": "277M"}, "test")
+    s = scenario_from_dict(config)
     assert s.get("workload.batch") == 32
-    assert s.get("model.draft_params") == 277e6 and s.get("model.draft") is None
+    assert s.get("model.draft_params") == 277e6 and s.get("model.draft") is None  # a size replaces the name
     with pytest.raises(InputError, match="workload.batch"):
-        with_overrides(s, {"workload.batch": -1})
+        prepare_scenario_point(base, {"workload.batch": -1}, "test")
 
 
 def test_evaluate_returns_flat_scalars():
-    s = with_overrides(load_scenario(None), {"workload.requests": 4, "workload.batch": 4, "workload.output_tokens": 64})
+    s = scenario_from_dict({"workload": {"requests": 4, "batch": 4, "output_tokens": 64}})
     row = evaluate(s, seed=1)
     assert row["method"] == "simulated"
     for key in ("tpot_ms", "tpot_ms_ci95_lo", "tpot_ms_ci95_hi", "throughput_tokens_per_s",
@@ -81,7 +85,7 @@ def test_evaluate_returns_flat_scalars():
 
 
 def test_evaluate_analytic_method_has_no_simulation():
-    s = with_overrides(load_scenario(None), {"run.method": "analytic"})
+    s = scenario_from_dict({"run": {"method": "analytic"}})
     row = evaluate(s, seed=0)
     assert row["method"] == "analytic" and row["sim_wall_s"] == 0.0
     assert math.isnan(row["iterations"]) and row["speedup_vs_autoregressive"] > 0
