@@ -26,6 +26,7 @@ from .sim.timing import PassTimer
 
 MIN_DRAFT_PARAMS = 20e6  # below this the synthetic shape rule has fewer than one useful layer
 MIN_ALPHA = 0.05  # the alpha law's fit range starts far above this; smaller drafts are not candidates
+NEAR_OPTIMAL = 0.01  # drafts within 1% of the best TPOT: the optimum is flat, report its extent
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class DraftPoint:
 class HardwareNStar:
     n_star_analytic: float
     n_star_hardware: float
+    n_star_hardware_range: tuple  # (smallest, largest) scanned size within NEAR_OPTIMAL of the best TPOT
     at_analytic: DraftPoint
     at_hardware: DraftPoint
     curve: tuple  # DraftPoint per scanned size, ascending
@@ -57,6 +59,8 @@ class HardwareNStar:
             "method": "expected-value",
             "n_star_analytic": self.n_star_analytic,
             "n_star_hardware": self.n_star_hardware,
+            "n_star_hardware_lo": self.n_star_hardware_range[0],
+            "n_star_hardware_hi": self.n_star_hardware_range[1],
             "baseline_tpot_ms": 1e3 * self.at_hardware.baseline_tpot_s,
         }
         for label, point in (("analytic", self.at_analytic), ("hardware", self.at_hardware)):
@@ -68,12 +72,14 @@ class HardwareNStar:
 
 
 def draft_point(target: Model, draft: Model, gpu, *, train_tokens: float, tp: int = 1, draft_tp: int = 1,
-                batch: int = 1, context: float = 1024, runtime=None, max_gamma: int = 32) -> DraftPoint:
+                batch: int = 1, context: float = 1024, runtime=None, max_gamma: int = 32,
+                weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> DraftPoint:
     """TPOT of the best integer gamma (0 = plain decoding) for one draft, alpha from the SDSL law."""
     alpha = float(alpha_from_perplexity(perplexity(draft.params, train_tokens), perplexity(target.params, train_tokens)))
     if not 0 < alpha < 1:
         raise InputError(f"alpha law gives alpha = {alpha:.4g} for draft {draft.name}; expected a value in (0, 1)")
     timer = PassTimer.from_cost_model(target, draft, gpu, tp=tp, draft_tp=draft_tp, runtime=runtime,
+                                      weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                                       max_context=int(context) + max_gamma + 1)
     step_s = timer.step_costs(batch, context, max_gamma)
     tpot_s = step_s / expected_tokens_per_iteration(alpha, np.arange(max_gamma + 1))
@@ -99,13 +105,20 @@ def _smallest_valid_draft(target_params: float, train_tokens: float) -> float:
 
 def hardware_n_star(target: Model, gpu, *, train_tokens: float = 1e13, tp: int = 1, draft_tp: int = 1,
                     batch: int = 1, context: float = 1024, runtime=None, max_gamma: int = 32,
+                    weight_dtype: str = "bf16", kv_dtype: str = "bf16",
                     points: int = 33, refine: int = 17) -> HardwareNStar:
     """Scan synthetic draft sizes from the smallest the law admits to M / 4 on a log grid, then
-    rescan finely between the best point's neighbours; return the TPOT-minimising size and the
-    analytic N* evaluated on the same hardware."""
-    check_memory([target], gpu, batch=batch, context=context, tp=tp)
+    rescan finely between the best point's neighbours; return the TPOT-minimising size, the range of
+    sizes within NEAR_OPTIMAL of its TPOT (to the scan's resolution), and the analytic N* evaluated on
+    the same hardware.
+
+    TPOT(N) is a sawtooth, not a smooth curve: a synthetic draft's layer count is an integer, and one
+    more layer adds its kernel floors at once, so the argmin sits just below a layer step. The range
+    is the robust answer; the argmin is the precise one for this shape rule."""
+    dtypes = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype)
+    check_memory([target], gpu, batch=batch, context=context, tp=tp, **dtypes)
     opts = dict(train_tokens=train_tokens, tp=tp, draft_tp=draft_tp, batch=batch, context=context,
-                runtime=runtime, max_gamma=max_gamma)
+                runtime=runtime, max_gamma=max_gamma, **dtypes)
 
     def scan(sizes):
         return [draft_point(target, synthetic_model(n), gpu, **opts) for n in sizes]
@@ -116,7 +129,8 @@ def hardware_n_star(target: Model, gpu, *, train_tokens: float = 1e13, tp: int =
     fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, points - 1)], refine)
     curve = sorted(curve + scan(fine), key=lambda p: p.draft_params)
     best = min(curve, key=lambda p: p.tpot_s)
+    near = [p.draft_params for p in curve if p.tpot_s <= (1 + NEAR_OPTIMAL) * best.tpot_s]
     analytic = n_star(target.params, train_tokens).n_star_params
     at_analytic = draft_point(target, synthetic_model(analytic), gpu, **opts)
-    check_memory([target, synthetic_model(best.draft_params)], gpu, batch=batch, context=context, tp=tp)
-    return HardwareNStar(analytic, best.draft_params, at_analytic, best, tuple(curve))
+    check_memory([target, synthetic_model(best.draft_params)], gpu, batch=batch, context=context, tp=tp, **dtypes)
+    return HardwareNStar(analytic, best.draft_params, (min(near), max(near)), at_analytic, best, tuple(curve))

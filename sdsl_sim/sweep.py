@@ -335,6 +335,18 @@ def evaluate_scenario_point(config: dict, seed: int) -> dict:
     return evaluate(scenario_from_dict(config, source="<sweep point>"), seed)
 
 
+# The scenario keys an "nstar" point reads; the rest (draft, decoding, run) would be misleading columns.
+_NSTAR_KEYS = {"model": ("target", "target_params", "train_tokens", "weight_dtype", "kv_dtype"),
+               "hardware": None, "workload": ("batch", "prompt_tokens")}
+
+
+def prepare_nstar_point(base: dict, overrides: dict, source: str) -> dict:
+    """The point config of an "nstar" sweep: the scenario point cut down to the keys N* depends on."""
+    config = prepare_scenario_point(base, overrides, source)
+    return {table: {k: v for k, v in config[table].items() if keys is None or k in keys}
+            for table, keys in _NSTAR_KEYS.items()}
+
+
 def evaluate_nstar_point(config: dict, seed: int) -> dict:
     """The point evaluator of `evaluate = "nstar"` sweeps: the hardware-aware optimal draft size
     (draft_size.hardware_n_star) for the point's target, [hardware], workload.batch, workload.prompt_tokens
@@ -349,7 +361,8 @@ def evaluate_nstar_point(config: dict, seed: int) -> dict:
     gpu, runtime = hardware_of(hw)
     result = hardware_n_star(model_of(m["target"], m["target_params"]), gpu, train_tokens=m["train_tokens"],
                              tp=hw["tp"], draft_tp=hw["draft_tp"] or 1, batch=wl["batch"],
-                             context=wl["prompt_tokens"], runtime=runtime)
+                             context=wl["prompt_tokens"], runtime=runtime, weight_dtype=m["weight_dtype"],
+                             kv_dtype=m["kv_dtype"])
     return result.summary()
 
 
@@ -357,7 +370,7 @@ def run_sweep(
     sweep: Sweep,
     out_dir: str | os.PathLike,
     *,
-    prepare_point=prepare_scenario_point,
+    prepare_point=None,
     evaluate_point=None,
     executor: str = "local",
     workers: int | None = None,
@@ -366,7 +379,7 @@ def run_sweep(
 ) -> dict:
     """Evaluate every point not yet in `out_dir`, writing each as it finishes; return a summary.
 
-    evaluate_point: (config, seed) -> dict; default: the sweep file's `evaluate` choice.
+    prepare_point / evaluate_point: see `expand`; default: the sweep file's `evaluate` choice.
     executor "local": a pool of `workers` processes (default os.cpu_count(); 1 runs in this process).
     executor "dask": the points go to the dask.distributed scheduler at `scheduler`; rows are still
     written here, by the same store code.
@@ -378,7 +391,9 @@ def run_sweep(
     if executor == "dask" and not scheduler:
         raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     started = time.perf_counter()
-    evaluate_point = evaluate_point or {"scenario": evaluate_scenario_point, "nstar": evaluate_nstar_point}[sweep.evaluator]
+    default_prepare, default_evaluate = {"scenario": (prepare_scenario_point, evaluate_scenario_point),
+                                         "nstar": (prepare_nstar_point, evaluate_nstar_point)}[sweep.evaluator]
+    prepare_point, evaluate_point = prepare_point or default_prepare, evaluate_point or default_evaluate
     points = expand(sweep, prepare_point)
     out_dir = Path(out_dir)
     done = store.open_store(out_dir, _manifest(sweep, points))

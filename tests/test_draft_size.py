@@ -57,3 +57,22 @@ def test_nstar_cli_keys_and_errors(capsys):
     assert "use tp >= 2" in capsys.readouterr().err
     assert main(["nstar", "--hardware", "ideal"]) == 2
     assert "exactly one of --target" in capsys.readouterr().err
+
+
+def test_near_optimal_range_brackets_the_optimum():
+    result = hardware_n_star(load_model("llama-3.1-70b"), load_gpu("h100-sxm"), tp=4)
+    lo, hi = result.n_star_hardware_range
+    assert lo <= result.n_star_hardware <= hi
+    best = result.at_hardware.tpot_s
+    inside = [p for p in result.curve if lo <= p.draft_params <= hi]
+    outside = [p for p in result.curve if not lo <= p.draft_params <= hi]
+    assert inside and outside and min(p.tpot_s for p in outside) > 1.01 * best
+
+
+def test_weight_dtype_reaches_memory_check_and_pass_costs(capsys):
+    argv = ["nstar", "--target", "llama-3.1-405b", "--hardware", "h100-sxm", "--tp", "8", "--json"]
+    assert main(argv) == 2  # 811 GB of bf16 weights do not fit in 8 x 80 GB
+    assert "use tp >= 16" in capsys.readouterr().err
+    assert main([*argv, "--dtype", "fp8"]) == 0
+    fp8 = json.loads(capsys.readouterr().out)
+    assert fp8["dtype"] == "fp8" and fp8["n_star_hardware"] > 0

@@ -16,10 +16,12 @@ def nstar(args) -> dict:
     target = load_model(args.target) if args.target else synthetic_model(args.target_params)
     gpu = scale_gpu(load_gpu(args.hardware), bandwidth=args.bandwidth_scale, flops=args.flops_scale)
     result = hardware_n_star(target, gpu, train_tokens=args.train_tokens, tp=args.tp, draft_tp=args.draft_tp,
-                             batch=args.batch, context=args.context, runtime=args.runtime)
+                             batch=args.batch, context=args.context, runtime=args.runtime,
+                             weight_dtype=args.dtype, kv_dtype=args.kv_dtype)
     return {
         "target": target.name, "target_params": target.params, "hardware": gpu.name, "tp": args.tp,
         "draft_tp": args.draft_tp, "batch": args.batch, "context": args.context, "train_tokens": args.train_tokens,
+        "dtype": args.dtype, "kv_dtype": args.kv_dtype,
         **result.summary(),
     }
 
@@ -48,6 +50,8 @@ def register(subparsers) -> None:
     p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D",
                    help=f"pre-training tokens of both models (default {DEFAULT_TRAIN_TOKENS:g})")
     p.add_argument("--runtime", help="engine runtime profile (default: the GPU's)")
+    p.add_argument("--dtype", default="bf16", help="weight dtype of both models: bf16, fp16, fp8, int8, int4")
+    p.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype (default bf16)")
     p.add_argument("--bandwidth-scale", type=arg_type(_scale), default=1.0, help="what-if HBM bandwidth factor")
     p.add_argument("--flops-scale", type=arg_type(_scale), default=1.0, help="what-if FLOP/s factor")
     add_json_flag(p)
