@@ -16,7 +16,8 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     [hardware]
     name = "h100-sxm"         # a profile in hardware_profiles/ ("ideal": weight bytes / bandwidth) or a path
     tp = 4                    # GPUs of the target (tensor parallel); the draft shares them
-    draft_tp = tp             # tensor-parallel degree of the draft (default: the target's)
+    draft_tp = 1              # GPUs of the draft: a small draft runs unsharded on one of them (vLLM's
+                              #   speculative_draft_tensor_parallel_size = 1); all-reduces would dominate it
     runtime = GPU default     # host-side runtime profile: "default", "eager", "none" or a path
     bandwidth_scale = 1.0     # what-if factors on the GPU's peaks (> 0)
     flops_scale = 1.0
@@ -77,7 +78,7 @@ SCHEMA = {
     "hardware": {
         "name": (str, None, "h100-sxm"),
         "tp": (int, _COUNT, 4),
-        "draft_tp": (int, _COUNT, None),
+        "draft_tp": (int, _COUNT, 1),
         "runtime": (str, None, None),
         "bandwidth_scale": (_NUM, _POS, 1.0),
         "flops_scale": (_NUM, _POS, 1.0),

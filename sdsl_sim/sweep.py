@@ -351,7 +351,7 @@ def evaluate_nstar_point(config: dict, seed: int) -> dict:
     """The point evaluator of `evaluate = "nstar"` sweeps: the hardware-aware optimal draft size
     (draft_size.hardware_n_star) for the point's target, [hardware], workload.batch, workload.prompt_tokens
     (the context) and model.train_tokens. The draft keys are ignored (the draft size is the answer);
-    hardware.draft_tp defaults to 1 as in `sdsl-sim nstar`. No randomness: `seed` is unused."""
+    No randomness: `seed` is unused."""
     from .draft_size import hardware_n_star
     from .scenario import scenario_from_dict
     from .sim.run import hardware_of, model_of
@@ -360,7 +360,7 @@ def evaluate_nstar_point(config: dict, seed: int) -> dict:
     m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
     gpu, runtime = hardware_of(hw)
     result = hardware_n_star(model_of(m["target"], m["target_params"]), gpu, train_tokens=m["train_tokens"],
-                             tp=hw["tp"], draft_tp=hw["draft_tp"] or 1, batch=wl["batch"],
+                             tp=hw["tp"], draft_tp=hw["draft_tp"], batch=wl["batch"],
                              context=wl["prompt_tokens"], runtime=runtime, weight_dtype=m["weight_dtype"],
                              kv_dtype=m["kv_dtype"])
     return result.summary()

@@ -55,7 +55,7 @@ def simulate(args) -> dict:
         decoding["alpha"] = args.alpha
     data = {
         "model": model,
-        "hardware": {"name": args.hardware, "tp": args.tp},
+        "hardware": {"name": args.hardware, "tp": args.tp, "draft_tp": args.draft_tp},
         "workload": {"arrival": "static", "requests": args.requests or args.batch, "batch": args.batch,
                      "prompt_tokens": args.context, "output_tokens": args.output_tokens},
         "decoding": decoding,
@@ -174,7 +174,8 @@ def register(subparsers) -> None:
     p.add_argument("--draft", help="draft model name")
     p.add_argument("--draft-params", type=count_type("draft size"), metavar="N", help="synthetic draft (277M)")
     p.add_argument("--hardware", required=True, help="GPU profile name or TOML path (e.g. h100-sxm, ideal)")
-    p.add_argument("--tp", type=int_type(1), default=1, help="tensor-parallel GPUs (default 1)")
+    p.add_argument("--tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the target (default 1)")
+    p.add_argument("--draft-tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the draft (default 1)")
     p.add_argument("--alpha", type=alpha_type, help="per-token acceptance; default: the SDSL law")
     p.add_argument("--gamma", type=gamma_type("auto", "adaptive"), default="auto",
                    help="draft tokens per iteration: integer, auto (default) or adaptive")

@@ -92,7 +92,7 @@ def build(scenario) -> Build:
     need = wl["prompt_tokens"] + wl["output_tokens"]
     dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
     budget = _kv_token_budget([target, draft], gpu, hw["tp"], need, need * wl["batch"], dtypes)
-    timer = PassTimer.from_cost_model(target, draft, gpu, tp=hw["tp"], draft_tp=hw["draft_tp"] or hw["tp"],
+    timer = PassTimer.from_cost_model(target, draft, gpu, tp=hw["tp"], draft_tp=hw["draft_tp"],
                                       runtime=runtime, max_context=need + max_gamma + 1, **dtypes)
     workload = Workload(requests=wl["requests"], max_batch=wl["batch"], prompt_tokens=wl["prompt_tokens"],
                         output_tokens=wl["output_tokens"], arrival=wl["arrival"], rate_per_s=float(wl["rate_per_s"]),

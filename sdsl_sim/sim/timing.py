@@ -40,7 +40,7 @@ class PassTimer:
         self.prefill_s = lru_cache(maxsize=4096)(self._prefill_s)
 
     @classmethod
-    def from_cost_model(cls, target, draft, gpu, *, tp=1, draft_tp=None, runtime=None,
+    def from_cost_model(cls, target, draft, gpu, *, tp=1, draft_tp=1, runtime=None,
                         weight_dtype="bf16", kv_dtype="bf16", max_context: int):
         """A timer over the roofline model of `sdsl_sim.costs` (target on tp GPUs, draft on draft_tp).
 
@@ -58,7 +58,7 @@ class PassTimer:
 
         def draft_s(batch, tokens, context):
             return pass_latency_s(draft, gpu, batch=batch, tokens=tokens, context=context,
-                                  tp=draft_tp or tp, **opts)
+                                  tp=draft_tp, **opts)
 
         def host_s(batch):
             return float(step_overhead_s(runtime, batch))
