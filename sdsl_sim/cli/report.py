@@ -3,12 +3,15 @@
 import sys
 import time
 
+from ..errors import InputError
 from . import add_json_flag, int_type
 
 
 def report(args) -> dict:
     from ..report import build_page, page_names
 
+    if args.name != "all" and args.name not in page_names():
+        raise InputError(f"unknown report {args.name!r}; expected one of {', '.join(page_names())} or all")
     names = page_names() if args.name == "all" else [args.name]
     pages = {}
     started = time.perf_counter()

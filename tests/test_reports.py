@@ -1,0 +1,48 @@
+"""The committed study pages under reports/ are exactly what the code produces.
+
+Each test regenerates a page into a temporary folder and compares it with the committed one: the
+markdown text verbatim (every number in it is computed from the data) and every data table
+(CSV) to 1e-9 relative. Figures are checked for presence only: PNG bytes depend on the font and
+rendering stack, not on sdsl-sim. The cheap pages run by default; the rest are marked slow.
+"""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sdsl_sim.report import PAGES, build_page
+
+COMMITTED = Path(__file__).resolve().parents[1] / "reports"
+FAST = {"seed-experiment", "hardware-what-if"}
+
+
+PARAMS = [pytest.param(name, marks=() if name in FAST else (pytest.mark.slow,), id=name) for name in PAGES]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_committed_page_matches_regenerated(name, tmp_path):
+    readme = build_page(name, tmp_path, progress=False)
+    fresh, committed = readme.parent, COMMITTED / name
+    assert (committed / "README.md").read_text() == readme.read_text(), \
+        f"reports/{name}/README.md is stale: run `sdsl-sim report {name} --out reports`"
+    csvs = sorted(p.name for p in committed.glob("*.csv"))
+    assert csvs == sorted(p.name for p in fresh.glob("*.csv"))
+    for csv in csvs:
+        pd.testing.assert_frame_equal(pd.read_csv(committed / csv), pd.read_csv(fresh / csv),
+                                      check_exact=False, rtol=1e-9)
+    for image in re.findall(r"\]\(([\w.-]+\.png)\)", readme.read_text()):
+        assert (committed / image).is_file() and (fresh / image).is_file()
+
+
+def test_every_page_is_committed():
+    assert sorted(p.parent.name for p in COMMITTED.glob("*/README.md")) == sorted(PAGES)
+
+
+def test_unknown_report_is_one_line_and_exit_2(tmp_path, capsys):
+    from sdsl_sim.cli import main
+
+    assert main(["report", "batch", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown report 'batch'; expected one of") and err.count("\n") == 1
