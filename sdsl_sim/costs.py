@@ -58,28 +58,29 @@ class _Plan:
 
     ops: tuple
     weights_only_s: float  # per-pass time on a weights-only GPU, else 0
-    gemm_flops: float  # peak FLOP/s for the weight GEMMs (FP8 when weights are fp8 and the GPU has it)
-    attn_flops: float
-    bw: float
-    bw_max: float
-    bw_half: float
+    gemm_flop_per_s: float  # peak for the weight GEMMs (FP8 when weights are fp8 and the GPU has it)
+    attn_flop_per_s: float
+    hbm_bytes_per_s: float
+    bw_max: float  # efficiency curves: see `saturating_efficiency`
+    bw_half_bytes: float
     bw_p: float
     f_max: float
-    f_half: float
+    flops_half_rows: float
     f_q: float
     floor_s: float
     launch_s: float  # 0 with CUDA graphs
     small_kernels: int
     n_layers: int
-    hidden: float
+    hidden_size: float
     heads_gpu: float
     head_dim: float
     kv_row_bytes: float  # K+V bytes per token per layer per GPU
     allreduce_fixed_s: float
-    allreduce_bytes_s: float  # seconds per all-reduced byte
+    allreduce_s_per_byte: float
 
 
-def _check_tp(model: Model, tp) -> int:
+def check_tp(model: Model, tp) -> int:
+    """The tensor-parallel degree as an int; InputError unless it is >= 1 and divides the attention heads."""
     if isinstance(tp, bool) or not isinstance(tp, (int, np.integer)) or tp < 1:
         raise InputError(f"tp {tp!r} must be a positive integer")
     if model.n_heads % tp:
@@ -104,48 +105,56 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
     ]
     ops = [_Op(cls, L, k * n * wb, k, n) for cls, k, n in gemms]
     ops.append(_Op("lm_head", 1, e * model.vocab_size / tp * wb, e, model.vocab_size / tp))
-    fp8 = weight_dtype == "fp8" and gpu.fp8_flops is not None
+    fp8 = weight_dtype == "fp8" and gpu.fp8_flop_per_s is not None
     link_bw = gpu.link_bandwidth_bytes_per_s * gpu.link_eff
     return _Plan(
         ops=tuple(ops),
         weights_only_s=(model.params * wb / (tp * gpu.hbm_bandwidth_bytes_per_s) if gpu.pass_model == "weights-only" else 0.0),
-        gemm_flops=gpu.fp8_flops if fp8 else gpu.bf16_flops,
-        attn_flops=gpu.bf16_flops,
-        bw=gpu.hbm_bandwidth_bytes_per_s,
+        gemm_flop_per_s=gpu.fp8_flop_per_s if fp8 else gpu.bf16_flop_per_s,
+        attn_flop_per_s=gpu.bf16_flop_per_s,
+        hbm_bytes_per_s=gpu.hbm_bandwidth_bytes_per_s,
         bw_max=gpu.bw_eff_max,
-        bw_half=gpu.bw_eff_half_bytes,
+        bw_half_bytes=gpu.bw_eff_half_bytes,
         bw_p=gpu.bw_eff_exponent,
         f_max=gpu.flops_eff_max,
-        f_half=gpu.flops_eff_half_rows,
+        flops_half_rows=gpu.flops_eff_half_rows,
         f_q=gpu.flops_eff_exponent,
         floor_s=gpu.kernel_floor_s,
         launch_s=0.0 if runtime.cuda_graphs else runtime.kernel_launch_s,
         small_kernels=runtime.small_kernels_per_layer,
         n_layers=L,
-        hidden=h,
+        hidden_size=h,
         heads_gpu=heads,
         head_dim=hd,
         kv_row_bytes=2 * kv_heads * hd * kvb,
         allreduce_fixed_s=(gpu.allreduce_latency_s + (tp - 1) * gpu.allreduce_latency_per_peer_s) if tp > 1 else 0.0,
-        allreduce_bytes_s=2 * (tp - 1) / tp / link_bw if tp > 1 else 0.0,
+        allreduce_s_per_byte=2 * (tp - 1) / tp / link_bw if tp > 1 else 0.0,
     )
+
+
+def saturating_efficiency(eff_max, half, x, exponent):
+    """The achieved-fraction curve eff_max / (1 + (half / x)^exponent): eff_max / 2 at x = half, rising
+    to eff_max for large x. `half` and `x` share a unit (bytes for bandwidth, GEMM rows for FLOP/s).
+    The one place the curve is written; the cost model's hot loop calls it too, so keep it bare."""
+    return eff_max / (1.0 + (half / x) ** exponent)
 
 
 def bandwidth_efficiency(gpu: GPU, nbytes):
     """Achieved fraction of peak HBM bandwidth for a kernel moving `nbytes` (calibration.md, Vidur rows)."""
-    return gpu.bw_eff_max / (1.0 + (gpu.bw_eff_half_bytes / nbytes) ** gpu.bw_eff_exponent)
+    return saturating_efficiency(gpu.bw_eff_max, gpu.bw_eff_half_bytes, nbytes, gpu.bw_eff_exponent)
 
 
 def flops_efficiency(gpu: GPU, rows):
     """Achieved fraction of peak FLOP/s for a GEMM with `rows` = batch x tokens (calibration.md:
     Vidur per-layer linear times at 1-256 tokens, dense GEMM maxima)."""
-    return gpu.flops_eff_max / (1.0 + (gpu.flops_eff_half_rows / rows) ** gpu.flops_eff_exponent)
+    return saturating_efficiency(gpu.flops_eff_max, gpu.flops_eff_half_rows, rows, gpu.flops_eff_exponent)
 
 
 def gemm_time_s(gpu: GPU, *, rows, k, n, weight_dtype="bf16"):
     """Roofline time of one weight GEMM (rows x k) @ (k x n) on one GPU, seconds; broadcasts."""
     nbytes = k * n * dtype_bytes(weight_dtype, "weight dtype") + ACT_BYTES * rows * (k + n)
-    peak = gpu.fp8_flops if weight_dtype == "fp8" and gpu.fp8_flops is not None else gpu.bf16_flops
+    fp8 = weight_dtype == "fp8" and gpu.fp8_flop_per_s is not None
+    peak = gpu.fp8_flop_per_s if fp8 else gpu.bf16_flop_per_s
     t_mem = nbytes / (gpu.hbm_bandwidth_bytes_per_s * bandwidth_efficiency(gpu, nbytes))
     t_comp = 2.0 * rows * k * n / (peak * flops_efficiency(gpu, rows))
     return np.maximum(np.maximum(t_mem, t_comp), gpu.kernel_floor_s)
@@ -154,25 +163,27 @@ def gemm_time_s(gpu: GPU, *, rows, k, n, weight_dtype="bf16"):
 def _terms(p: _Plan, b, t, c):
     """(class, kernels, memory time, compute time, fixed time) per operator; broadcasts over b, t, c."""
     m = b * t
-    feff = p.f_max / (1.0 + (p.f_half / m) ** p.f_q)
+    eff = saturating_efficiency
+    bw, bw_max, bw_half, bw_p = p.hbm_bytes_per_s, p.bw_max, p.bw_half_bytes, p.bw_p
+    feff = eff(p.f_max, p.flops_half_rows, m, p.f_q)
     out = []
     for op in p.ops:
         nbytes = op.weight_bytes + ACT_BYTES * m * (op.k + op.n)
-        t_mem = nbytes / (p.bw * p.bw_max / (1.0 + (p.bw_half / nbytes) ** p.bw_p))
-        t_comp = 2.0 * m * op.k * op.n / (p.gemm_flops * feff)
+        t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p))
+        t_comp = 2.0 * m * op.k * op.n / (p.gemm_flop_per_s * feff)
         out.append((op.cls, op.count, t_mem, t_comp, p.floor_s))
     # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs.
     nbytes = b * (c + 2.0 * t) * p.kv_row_bytes + 2.0 * ACT_BYTES * m * p.heads_gpu * p.head_dim
-    t_mem = nbytes / (p.bw * p.bw_max / (1.0 + (p.bw_half / nbytes) ** p.bw_p))
+    t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p))
     flops = 4.0 * m * (c + 0.5 * (t + 1.0)) * p.heads_gpu * p.head_dim
-    out.append(("attention", p.n_layers, t_mem, flops / (p.attn_flops * feff), p.floor_s))
+    out.append(("attention", p.n_layers, t_mem, flops / (p.attn_flop_per_s * feff), p.floor_s))
     # Small kernels (norms, rotary, activation, residual adds) each read and write the hidden state;
     # two more per pass: embedding gather and the final norm.
-    nbytes = 2.0 * ACT_BYTES * m * p.hidden
-    t_mem = nbytes / (p.bw * p.bw_max / (1.0 + (p.bw_half / nbytes) ** p.bw_p))
+    nbytes = 2.0 * ACT_BYTES * m * p.hidden_size
+    t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p))
     out.append(("norms_elementwise", p.n_layers * p.small_kernels + 2, t_mem, 0.0, p.floor_s))
     if p.allreduce_fixed_s:
-        t_link = p.allreduce_fixed_s + ACT_BYTES * m * p.hidden * p.allreduce_bytes_s
+        t_link = p.allreduce_fixed_s + ACT_BYTES * m * p.hidden_size * p.allreduce_s_per_byte
         out.append(("allreduce", 2 * p.n_layers, 0.0, 0.0, t_link))
     return out
 
@@ -199,7 +210,7 @@ def _get_plan(model, gpu, tp, weight_dtype, kv_dtype, runtime) -> _Plan:
         runtime = load_runtime_cached(gpu.default_runtime)
     elif isinstance(runtime, str):
         runtime = load_runtime_cached(runtime)
-    return _plan(model, gpu, _check_tp(model, tp), weight_dtype, kv_dtype, runtime)
+    return _plan(model, gpu, check_tp(model, tp), weight_dtype, kv_dtype, runtime)
 
 
 @lru_cache(maxsize=64)
@@ -245,30 +256,54 @@ def pass_cost(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dt
     return PassCost(float(latency), max(bound, key=bound.get), breakdown, bound)
 
 
+def _memory_terms(models, gpu: GPU, tp, weight_dtype, kv_dtype) -> tuple:
+    """(weight bytes of all models, their KV bytes per token, bytes tp GPUs offer): the memory arithmetic
+    shared by `kv_token_capacity` and `check_memory`."""
+    from .models import kv_bytes_per_token
+
+    check_tp(models[0], tp)
+    weights = sum(m.params for m in models) * dtype_bytes(weight_dtype, "weight dtype")
+    kv_per_token = sum(kv_bytes_per_token(m, kv_dtype) for m in models)
+    return weights, kv_per_token, tp * gpu.usable_memory_bytes
+
+
+def _unlimited(gpu: GPU) -> bool:
+    return gpu.pass_model == "weights-only" or math.isinf(gpu.usable_memory_bytes)
+
+
+def kv_token_capacity(models: Sequence[Model], gpu: GPU, *, tp=1, weight_dtype="bf16", kv_dtype="bf16") -> float:
+    """KV-cache tokens (summed over sequences) that fit beside the weights of all `models`:
+    (tp x usable memory - weight bytes) / (KV bytes per token of all models). Not rounded; negative when
+    the weights alone do not fit; inf on a weights-only GPU or one with infinite memory."""
+    if isinstance(models, Model):
+        models = [models]
+    weights, kv_per_token, offered = _memory_terms(models, gpu, tp, weight_dtype, kv_dtype)
+    if _unlimited(gpu):
+        return math.inf
+    return (offered - weights) / kv_per_token
+
+
 def check_memory(models: Sequence[Model], gpu: GPU, *, batch, context, tp=1, weight_dtype="bf16", kv_dtype="bf16") -> None:
     """Raise InputError unless the weights of all `models` plus their KV caches for batch x context
     tokens fit in tp x usable GPU memory (memory x (1 - memory_reserve_fraction), the reserve standing
-    for activations, CUDA context and allocator slack, like vLLM's gpu_memory_utilization)."""
-    from .models import kv_bytes_per_token
-
+    for activations, CUDA context and allocator slack, like vLLM's gpu_memory_utilization), i.e. unless
+    batch x context <= `kv_token_capacity`."""
     if isinstance(models, Model):
         models = [models]
-    _check_tp(models[0], tp)
-    usable = gpu.usable_memory_bytes
-    if gpu.pass_model == "weights-only" or math.isinf(usable):
+    tokens = float(np.max(batch)) * float(np.max(context))
+    if tokens <= kv_token_capacity(models, gpu, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype):
         return
-    weights = sum(m.params for m in models) * dtype_bytes(weight_dtype, "weight dtype")
-    kv = sum(kv_bytes_per_token(m, kv_dtype) for m in models) * float(np.max(batch)) * float(np.max(context))
+    weights, kv_per_token, offered = _memory_terms(models, gpu, tp, weight_dtype, kv_dtype)
+    kv = kv_per_token * tokens
     need = weights + kv
-    if need <= tp * usable:
-        return
+    usable = gpu.usable_memory_bytes
     fit = 1
     while fit * usable < need:
         fit *= 2
     names = " + ".join(m.name for m in models)
     raise InputError(
         f"{names} needs {need / 1e9:.1f} GB ({weights / 1e9:.1f} GB {weight_dtype} weights + {kv / 1e9:.1f} GB KV cache) "
-        f"but tp={tp} x {gpu.name} offers {tp * usable / 1e9:.1f} GB usable "
+        f"but tp={tp} x {gpu.name} offers {offered / 1e9:.1f} GB usable "
         f"({1 - gpu.memory_reserve_fraction:.0%} of {gpu.memory_bytes / 1e9:.0f} GB each); short by "
-        f"{(need - tp * usable) / 1e9:.1f} GB; use tp >= {fit}"
+        f"{(need - offered) / 1e9:.1f} GB; use tp >= {fit}"
     )

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analytic import alpha_from_perplexity, expected_tokens_per_iteration, n_star, perplexity
+from .analytic import (
+    DEFAULT_TRAIN_TOKENS,
+    alpha_from_perplexity,
+    alpha_from_sizes,
+    expected_tokens_per_iteration,
+    n_star,
+    perplexity,
+)
 from .costs import check_memory
 from .errors import InputError
 from .models import Model, synthetic_model
@@ -75,16 +82,13 @@ def draft_point(target: Model, draft: Model, gpu, *, train_tokens: float, tp: in
                 batch: int = 1, context: float = 1024, runtime=None, max_gamma: int = 32,
                 weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> DraftPoint:
     """TPOT of the best integer gamma (0 = plain decoding) for one draft, alpha from the SDSL law."""
-    alpha = float(alpha_from_perplexity(perplexity(draft.params, train_tokens), perplexity(target.params, train_tokens)))
-    if not 0 < alpha < 1:
-        raise InputError(f"alpha law gives alpha = {alpha:.4g} for draft {draft.name}; expected a value in (0, 1)")
+    alpha = float(alpha_from_sizes(draft.params, target.params, train_tokens))
     timer = PassTimer.from_cost_model(target, draft, gpu, tp=tp, draft_tp=draft_tp, runtime=runtime,
                                       weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                                       max_context=int(context) + max_gamma + 1)
-    step_s = timer.step_costs(batch, context, max_gamma)
-    tpot_s = step_s / expected_tokens_per_iteration(alpha, np.arange(max_gamma + 1))
+    tpot_s = timer.tpot_by_gamma(batch, context, expected_tokens_per_iteration(alpha, np.arange(max_gamma + 1)))
     gamma = int(np.argmin(tpot_s))
-    return DraftPoint(float(draft.params), alpha, gamma, float(tpot_s[gamma]), float(step_s[0]))
+    return DraftPoint(float(draft.params), alpha, gamma, float(tpot_s[gamma]), float(tpot_s[0]))
 
 
 def _smallest_valid_draft(target_params: float, train_tokens: float) -> float:
@@ -103,7 +107,7 @@ def _smallest_valid_draft(target_params: float, train_tokens: float) -> float:
     return float(np.exp(hi))
 
 
-def hardware_n_star(target: Model, gpu, *, train_tokens: float = 1e13, tp: int = 1, draft_tp: int = 1,
+def hardware_n_star(target: Model, gpu, *, train_tokens: float = DEFAULT_TRAIN_TOKENS, tp: int = 1, draft_tp: int = 1,
                     batch: int = 1, context: float = 1024, runtime=None, max_gamma: int = 32,
                     weight_dtype: str = "bf16", kv_dtype: str = "bf16",
                     points: int = 33, refine: int = 17) -> HardwareNStar:

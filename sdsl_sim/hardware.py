@@ -25,8 +25,8 @@ _GPU_KEYS = {
     "description": (str, None, "description", None),
     "default_runtime": (str, None, "default_runtime", None),
     "pass_model": (str, None, "pass_model", None),
-    "bf16_tflops": (float, "pos", "bf16_flops", 1e12),
-    "fp8_tflops": (float, "pos", "fp8_flops", 1e12),
+    "bf16_tflops": (float, "pos", "bf16_flop_per_s", 1e12),
+    "fp8_tflops": (float, "pos", "fp8_flop_per_s", 1e12),
     "hbm_bandwidth_gb_s": (float, "pos", "hbm_bandwidth_bytes_per_s", 1e9),
     "memory_gb": (float, "pos", "memory_bytes", 1e9),
     "memory_reserve_fraction": (float, "frac0", "memory_reserve_fraction", 1.0),
@@ -61,15 +61,15 @@ class GPU:
 
     Bandwidth efficiency of a transfer of B bytes: bw_eff_max / (1 + (bw_eff_half_bytes / B)^bw_eff_exponent).
     FLOP efficiency of a GEMM with m rows: flops_eff_max / (1 + (flops_eff_half_rows / m)^q), q = exponent.
-    `fp8_flops` is None on GPUs without FP8 tensor cores (fp8 weights then compute at the BF16 rate).
+    `fp8_flop_per_s` is None on GPUs without FP8 tensor cores (fp8 weights then compute at the BF16 rate).
     """
 
     name: str
     description: str
     default_runtime: str
     pass_model: str  # "roofline" or "weights-only" (the `ideal` machine: time = weight bytes / bandwidth)
-    bf16_flops: float
-    fp8_flops: float | None
+    bf16_flop_per_s: float
+    fp8_flop_per_s: float | None
     hbm_bandwidth_bytes_per_s: float
     memory_bytes: float
     memory_reserve_fraction: float
@@ -221,8 +221,8 @@ def scale_gpu(gpu: GPU, *, bandwidth=1.0, flops=1.0, memory=1.0, link=1.0) -> GP
         gpu,
         name=f"{gpu.name}[{', '.join(changed)}]",
         hbm_bandwidth_bytes_per_s=gpu.hbm_bandwidth_bytes_per_s * bandwidth,
-        bf16_flops=gpu.bf16_flops * flops,
-        fp8_flops=None if gpu.fp8_flops is None else gpu.fp8_flops * flops,
+        bf16_flop_per_s=gpu.bf16_flop_per_s * flops,
+        fp8_flop_per_s=None if gpu.fp8_flop_per_s is None else gpu.fp8_flop_per_s * flops,
         memory_bytes=gpu.memory_bytes * memory,
         link_bandwidth_bytes_per_s=gpu.link_bandwidth_bytes_per_s * link,
     )

@@ -172,6 +172,7 @@ def _size_label(params: float) -> str:
 
 SYNTHETIC_VOCAB = 32000
 SYNTHETIC_ASPECT = 128  # hidden_size / n_layers; Llama-2-7B has 4096/32 = 128
+SYNTHETIC_TP_HEADS = 8  # from hidden 2048 on, heads are a multiple of this so tp 1-8 can shard them
 
 
 def synthetic_model(params: float) -> Model:
@@ -180,8 +181,10 @@ def synthetic_model(params: float) -> Model:
     Shape rule: vocab 32000, untied embeddings, SwiGLU, RMSNorm, no biases, multi-head attention with
     head_dim 64 below hidden 2048 and 128 from there. The hidden size h solves
     12 h^3 / 128 + 2 * 32000 * h = params (layers = h / 128, FFN = 8h/3) and is rounded to a multiple
-    of 64; layers = max(1, round(h / 128)); then the FFN width is solved so the count matches
-    `params`, rounded to a multiple of 16. Raises InputError below ~10M parameters.
+    of 64; layers = max(1, round(h / 128)). From h = 2048 on, h is then rounded to a multiple of 1024 so
+    the head count is a multiple of 8 and tp 1, 2, 4 and 8 all divide it (layers keep the unrounded h);
+    below, h is a multiple of head_dim. Then the FFN width is solved so the count matches `params`,
+    rounded to a multiple of 16. Raises InputError below ~10M parameters.
     """
     if not (math.isfinite(params) and params > 0):
         raise InputError(f"synthetic model size {params!r} must be a positive finite number")
@@ -191,9 +194,14 @@ def synthetic_model(params: float) -> Model:
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if 12 * mid**3 / SYNTHETIC_ASPECT + 2 * v * mid < params else (lo, mid)
     h = max(128, 64 * round(lo / 64))
-    head_dim = 64 if h < 2048 else 128
-    h = head_dim * max(1, round(h / head_dim))
-    n_layers = max(1, round(h / SYNTHETIC_ASPECT))
+    if h < 2048:
+        head_dim = 64
+        h = head_dim * max(1, round(h / head_dim))
+        n_layers = max(1, round(h / SYNTHETIC_ASPECT))
+    else:
+        head_dim = 128
+        n_layers = round(h / SYNTHETIC_ASPECT)
+        h = SYNTHETIC_TP_HEADS * head_dim * max(2, round(h / (SYNTHETIC_TP_HEADS * head_dim)))
     fixed = 2 * v * h + h + n_layers * (4 * h * h + 2 * h)
     ffn = 16 * round((params - fixed) / (3 * h * n_layers) / 16)
     if ffn < 16:

@@ -46,12 +46,13 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
 """
 
 import copy
-import tomllib
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from .analytic import DEFAULT_TRAIN_TOKENS
 from .errors import InputError
+from .tomlfile import read_toml
 from .units import parse_count
 
 DEFAULT_SCENARIO = "default"
@@ -71,7 +72,7 @@ SCHEMA = {
         "target_params": ((int, float, str), None, None),
         "draft": (str, None, "llama-3.2-1b"),
         "draft_params": ((int, float, str), None, None),
-        "train_tokens": ((int, float, str), None, 1e13),
+        "train_tokens": ((int, float, str), None, DEFAULT_TRAIN_TOKENS),
         "weight_dtype": (str, None, "bf16"),
         "kv_dtype": (str, None, "bf16"),
     },
@@ -114,14 +115,6 @@ class Scenario:
 
     config: dict
     source: str = "<dict>"
-
-    def get(self, dotted: str):
-        table, key = dotted.split(".")
-        return self.config[table][key]
-
-    def flat(self) -> dict:
-        """{"table.key": value} for every key (the columns a sweep row records)."""
-        return {f"{t}.{k}": v for t, keys in self.config.items() for k, v in keys.items()}
 
 
 def _type_name(types) -> str:
@@ -167,6 +160,9 @@ def scenario_from_dict(data: dict, source: str = "<dict>") -> Scenario:
 def _check_relations(config, data, source):
     model, dec = config["model"], config["decoding"]
     for role in ("target", "draft"):
+        if role in data.get("model", {}) and f"{role}_params" in data.get("model", {}):
+            raise InputError(f"{source}: keys 'model.{role}' and 'model.{role}_params' both given; "
+                             f"expected one (a catalog name or a synthetic size)")
         if model[f"{role}_params"] is not None:
             model[f"{role}_params"] = parse_count(model[f"{role}_params"], f"{source}: key 'model.{role}_params'")
             if role not in data.get("model", {}):
@@ -184,7 +180,56 @@ def _check_relations(config, data, source):
         dec["prefix_probs"] = list(map(float, r))
 
 
-def _scenarios_dir() -> Path:
+@dataclass(frozen=True)
+class Resolved:
+    """What a scenario names, loaded: models.Model target and draft (None when not asked for), the
+    hardware.GPU with the what-if scales applied, and the hardware.Runtime."""
+
+    target: object
+    draft: object
+    gpu: object
+    runtime: object
+
+
+def resolve(scenario: Scenario, draft: bool = True) -> Resolved:
+    """Load the scenario's models, GPU and runtime and check that one request fits in memory, so that a
+    bad name, dtype or tp is reported before anything runs, naming the source and the key."""
+    from .costs import check_memory, check_tp
+    from .hardware import load_gpu, load_runtime, scale_gpu
+    from .models import dtype_bytes, load_model, synthetic_model
+
+    cfg, source = scenario.config, scenario.source
+
+    def load(key, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            raise InputError(f"{source}: key '{key}': {exc}") from None
+
+    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
+    models = {}
+    for role in ("target", "draft") if draft else ("target",):
+        params = m[f"{role}_params"]
+        models[role] = (load(f"model.{role}_params", synthetic_model, params) if params is not None
+                        else load(f"model.{role}", load_model, m[role]))
+    if draft and models["draft"].params >= models["target"].params:
+        raise InputError(f"{source}: draft {models['draft'].name} ({models['draft'].params:.3g} params) must be "
+                         f"smaller than target {models['target'].name} ({models['target'].params:.3g} params)")
+    for key in ("weight_dtype", "kv_dtype"):
+        load(f"model.{key}", dtype_bytes, m[key], key.replace("_", " "))
+    gpu = scale_gpu(load("hardware.name", load_gpu, hw["name"]), bandwidth=hw["bandwidth_scale"],
+                    flops=hw["flops_scale"], memory=hw["memory_scale"], link=hw["link_scale"])
+    runtime = load("hardware.runtime", load_runtime, hw["runtime"] or gpu.default_runtime)
+    if draft:
+        load("hardware.draft_tp", check_tp, models["draft"], hw["draft_tp"])
+    load("hardware.tp", check_memory, list(models.values()), gpu, batch=1,
+         context=wl["prompt_tokens"] + wl["output_tokens"], tp=hw["tp"], weight_dtype=m["weight_dtype"],
+         kv_dtype=m["kv_dtype"])
+    return Resolved(models["target"], models.get("draft"), gpu, runtime)
+
+
+def scenarios_dir() -> Path:
+    """The embedded scenarios/ folder (scenario and sweep files shipped with the package)."""
     return Path(str(files("sdsl_sim") / "scenarios"))
 
 
@@ -193,18 +238,14 @@ def load_scenario(path_or_name: str | None = None) -> Scenario:
     text = DEFAULT_SCENARIO if path_or_name is None else str(path_or_name)
     path = Path(text)
     if not (text.endswith(".toml") or "/" in text) or not path.is_file():
-        embedded = _scenarios_dir() / f"{text.removesuffix('.toml')}.toml"
+        embedded = scenarios_dir() / f"{text.removesuffix('.toml')}.toml"
         if not embedded.is_file():
-            names = sorted(p.stem for p in _scenarios_dir().glob("*.toml"))
+            names = sorted(p.stem for p in scenarios_dir().glob("*.toml"))
             raise InputError(f"scenario {text!r} not found; expected a TOML file or one of {', '.join(names)}")
         path, label = embedded, f"scenarios/{embedded.name}"
     else:
         label = text
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{label}: not valid TOML ({exc})") from None
-    return scenario_from_dict(data, source=label)
+    return scenario_from_dict(read_toml(path, label), source=label)
 
 
 def evaluate(scenario: Scenario, seed: int) -> dict:

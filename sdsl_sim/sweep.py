@@ -12,8 +12,8 @@ points), so a seed never depends on grid order, worker or resume. The point id h
 inputs and seed and names its part file in the store (`store.py`), which is what makes a resumed sweep
 end with exactly the rows of an uninterrupted one.
 
-This module owns the schema, the expansion, the seeds and the executors (local processes or a
-dask.distributed cluster). Turning a point into a config and evaluating it are injected
+This module owns the schema, the expansion, the seeds and `run_sweep`; `executors.py` runs the points
+(local processes or a dask.distributed cluster) and `store.py` keeps the results. Turning a point into a config and evaluating it are injected
 (`prepare_point`, `evaluate_point(config, seed) -> dict`); the defaults use `scenario.py`, and the
 file's `evaluate` key picks what a point computes: "scenario" (default: `scenario.evaluate`, simulated
 or expected-value per the scenario's run.method) or "nstar" (the hardware-aware optimal draft size).
@@ -25,20 +25,17 @@ import itertools
 import json
 import os
 import sys
-import threading
 import time
-import tomllib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, store
+from . import __version__, executors, store
 from .errors import InputError
+from .scenario import DEFAULT_SCENARIO, evaluate, resolve, scenario_from_dict, scenarios_dir
+from .tomlfile import read_toml
 
-DASK_CONNECT_TIMEOUT_S = 20
 _SWEEP_KEYS = ("description", "base", "evaluate", "replicates", "base_seed", "seeds", "axes", "zip")
 EVALUATORS = ("scenario", "nstar")  # what one point computes; see evaluate_scenario_point / evaluate_nstar_point
 
@@ -67,30 +64,26 @@ class Point:
     replicate: int
     seed: int
 
+    def describe(self) -> str:
+        values = ", ".join(f"{k}={v!r}" for k, v in self.axis_values.items())
+        return f"({values}, replicate {self.replicate})"
+
 
 # ---------------------------------------------------------------- loading and validation
-
-
-def embedded_scenarios_dir() -> Path:
-    return Path(str(files("sdsl_sim") / "scenarios"))
 
 
 def load_sweep(path_or_name: str) -> Sweep:
     """Read and validate a sweep file: a path, or the name of an embedded file in `scenarios/`."""
     path = Path(path_or_name)
     if not path.is_file():
-        embedded = embedded_scenarios_dir() / f"{path_or_name.removesuffix('.toml')}.toml"
+        embedded = scenarios_dir() / f"{path_or_name.removesuffix('.toml')}.toml"
         if not embedded.is_file():
             raise InputError(
                 f"sweep file {path_or_name!r} not found; expected a path to a .toml file "
                 "or the name of one in scenarios/ (e.g. example-sweep)"
             )
         path = embedded
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
-    return sweep_from_dict(data, source=str(path), base_dir=path.parent)
+    return sweep_from_dict(read_toml(path), source=str(path), base_dir=path.parent)
 
 
 def sweep_from_dict(data: dict, source: str = "<dict>", base_dir: Path | None = None) -> Sweep:
@@ -171,29 +164,20 @@ def _resolve_base(base, source: str, base_dir: Path | None) -> dict:
     if isinstance(base, dict):
         return base
     if base is None:
-        base = _default_scenario_name()
+        base = DEFAULT_SCENARIO
     if not isinstance(base, str):
         raise InputError(f"{source}: key 'base' is {base!r}; expected a scenario name, path or table")
     candidates = [(base_dir or Path.cwd()) / base]
-    embedded = embedded_scenarios_dir()
+    embedded = scenarios_dir()
     candidates.append(embedded / f"{base.removesuffix('.toml')}.toml")
     for path in candidates:
         if path.is_file():
-            try:
-                return tomllib.loads(path.read_text())
-            except tomllib.TOMLDecodeError as exc:
-                raise InputError(f"{path}: not valid TOML: {exc}") from None
+            return read_toml(path)
     names = sorted(p.stem for p in embedded.glob("*.toml") if "sweep" not in p.stem)
     raise InputError(
         f"{source}: key 'base' {base!r} is neither a file next to the sweep file nor an embedded "
         f"scenario; expected one of {', '.join(names) or '(none)'} or a path"
     )
-
-
-def _default_scenario_name() -> str:
-    from . import scenario
-
-    return getattr(scenario, "DEFAULT_SCENARIO", "default")
 
 
 # ---------------------------------------------------------------- expansion and seeds
@@ -267,7 +251,7 @@ def _check_unique(points: list[Point], source: str) -> None:
     for p in points:
         if p.point_id in seen:
             raise InputError(
-                f"{source}: points {_describe(seen[p.point_id])} and {_describe(p)} are the same scenario "
+                f"{source}: points {seen[p.point_id].describe()} and {p.describe()} are the same scenario "
                 "with the same seed; expected distinct axis values"
             )
         seen[p.point_id] = p
@@ -293,11 +277,6 @@ def _normalise_columns(points: list[Point]) -> list[Point]:
     ]
 
 
-def _describe(point: Point) -> str:
-    values = ", ".join(f"{k}={v!r}" for k, v in point.axis_values.items())
-    return f"({values}, replicate {point.replicate})"
-
-
 # ---------------------------------------------------------------- evaluation and executors
 
 
@@ -307,8 +286,12 @@ def prepare_scenario_point(base: dict, overrides: dict, source: str) -> dict:
     A size axis (model.draft_params) replaces the base's named model (model.draft), and vice versa.
     run.seed is dropped: the sweep supplies the seeds (axis `seed`, or derived from base_seed).
     """
-    from .scenario import scenario_from_dict
+    scenario = _point_scenario(base, overrides, source)
+    resolve(scenario)  # unknown names, dtypes, a tp or a model that does not fit: now, not mid-sweep
+    return _config(scenario)
 
+
+def _point_scenario(base: dict, overrides: dict, source: str):
     if "run.seed" in overrides:
         raise InputError(f"{source}: axis 'run.seed': the sweep sets the seeds; expected axis 'seed' or base_seed")
     data = apply_overrides(base, overrides, source)
@@ -317,21 +300,23 @@ def prepare_scenario_point(base: dict, overrides: dict, source: str) -> dict:
         for key, other in ((size, role), (role, size)):
             if f"model.{key}" in overrides and f"model.{other}" not in overrides:
                 model.pop(other, None)
-    config = scenario_from_dict(data, source=source).config
+    return scenario_from_dict(data, source=source)
+
+
+def _config(scenario) -> dict:
+    """The scenario's full config as a plain dict: every key set, none of the unset (None) ones."""
     return {
         table: {
             key: list(value) if isinstance(value, tuple) else value
             for key, value in keys.items()
             if value is not None and (table, key) != ("run", "seed")
         }
-        for table, keys in config.items()
+        for table, keys in scenario.config.items()
     }
 
 
 def evaluate_scenario_point(config: dict, seed: int) -> dict:
     """The default point evaluator: validate the point's scenario dict and evaluate it with `seed`."""
-    from .scenario import evaluate, scenario_from_dict
-
     return evaluate(scenario_from_dict(config, source="<sweep point>"), seed)
 
 
@@ -342,7 +327,9 @@ _NSTAR_KEYS = {"model": ("target", "target_params", "train_tokens", "weight_dtyp
 
 def prepare_nstar_point(base: dict, overrides: dict, source: str) -> dict:
     """The point config of an "nstar" sweep: the scenario point cut down to the keys N* depends on."""
-    config = prepare_scenario_point(base, overrides, source)
+    scenario = _point_scenario(base, overrides, source)
+    resolve(scenario, draft=False)
+    config = _config(scenario)
     return {table: {k: v for k, v in config[table].items() if keys is None or k in keys}
             for table, keys in _NSTAR_KEYS.items()}
 
@@ -350,19 +337,16 @@ def prepare_nstar_point(base: dict, overrides: dict, source: str) -> dict:
 def evaluate_nstar_point(config: dict, seed: int) -> dict:
     """The point evaluator of `evaluate = "nstar"` sweeps: the hardware-aware optimal draft size
     (draft_size.hardware_n_star) for the point's target, [hardware], workload.batch, workload.prompt_tokens
-    (the context) and model.train_tokens. The draft keys are ignored (the draft size is the answer);
+    (the context) and model.train_tokens. The draft keys are ignored (the draft size is the answer).
     No randomness: `seed` is unused."""
     from .draft_size import hardware_n_star
-    from .scenario import scenario_from_dict
-    from .sim.run import hardware_of, model_of
 
-    cfg = scenario_from_dict(config, source="<sweep point>").config
-    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
-    gpu, runtime = hardware_of(hw)
-    result = hardware_n_star(model_of(m["target"], m["target_params"]), gpu, train_tokens=m["train_tokens"],
-                             tp=hw["tp"], draft_tp=hw["draft_tp"], batch=wl["batch"],
-                             context=wl["prompt_tokens"], runtime=runtime, weight_dtype=m["weight_dtype"],
-                             kv_dtype=m["kv_dtype"])
+    scenario = scenario_from_dict(config, source="<sweep point>")
+    m, hw, wl = scenario.config["model"], scenario.config["hardware"], scenario.config["workload"]
+    parts = resolve(scenario, draft=False)
+    result = hardware_n_star(parts.target, parts.gpu, train_tokens=m["train_tokens"], tp=hw["tp"],
+                             draft_tp=hw["draft_tp"], batch=wl["batch"], context=wl["prompt_tokens"],
+                             runtime=parts.runtime, weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
     return result.summary()
 
 
@@ -402,9 +386,9 @@ def run_sweep(
     if executor == "local":
         if evaluate_point in (evaluate_scenario_point, evaluate_nstar_point) and todo:
             from .sim import run  # noqa: F401  (forked workers inherit it: ~2 s of imports each saved)
-        results = _run_local(todo, evaluate_point, workers)
+        results = executors.run_local(todo, evaluate_point, workers)
     else:
-        results = _run_dask(todo, evaluate_point, scheduler)
+        results = executors.run_dask(todo, evaluate_point, scheduler)
     bar = tqdm(total=len(todo), unit="point", file=sys.stderr, disable=not progress or not todo)
     try:
         for point, metrics, wall_s in results:
@@ -439,70 +423,3 @@ def _manifest(sweep: Sweep, points: list[Point]) -> dict:
         "base_seed": sweep.base_seed,
         "seeds": "common" if sweep.common_seeds else "per-point",
     }
-
-
-def _timed(evaluate_point, config: dict, seed: int):
-    started = time.perf_counter()
-    metrics = evaluate_point(config, seed)
-    return metrics, time.perf_counter() - started
-
-
-def _result(point: Point, get):
-    """(point, metrics, wall_s) from `get()`; a point's bad input names the point."""
-    try:
-        metrics, wall_s = get()
-    except InputError as exc:
-        raise InputError(f"point {_describe(point)}: {exc}") from None
-    return point, metrics, wall_s
-
-
-def _run_local(todo: list[Point], evaluate_point, workers: int):
-    """Yield (point, metrics, wall_s) as points finish, from a process pool (or inline for 1 worker)."""
-    if workers == 1:
-        for p in todo:
-            yield _result(p, lambda: _timed(evaluate_point, p.config, p.seed))
-        return
-    pool = ProcessPoolExecutor(workers, initializer=_exit_with_parent, initargs=(os.getpid(),))
-    try:
-        futures = {pool.submit(_timed, evaluate_point, p.config, p.seed): p for p in todo}
-        for future in as_completed(futures):
-            yield _result(futures[future], future.result)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: a killed sweep (SIGKILL) must not leave orphan workers burning CPU."""
-
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _run_dask(todo: list[Point], evaluate_point, scheduler: str):
-    """Yield (point, metrics, wall_s) as points finish on a dask.distributed cluster."""
-    if not todo:
-        return
-    try:
-        from distributed import Client, as_completed as dask_completed
-    except ImportError:
-        raise InputError(
-            "--executor dask needs dask.distributed; install it with pip install 'sdsl-sim[distributed]'"
-        ) from None
-    try:
-        client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError(f"cannot reach the dask scheduler at {scheduler!r}: {exc}") from None
-    try:
-        # Keys from point ids: a resubmitted point reuses a result the cluster still holds.
-        futures = {
-            client.submit(_timed, evaluate_point, p.config, p.seed, key=f"sdsl-sim-point-{p.point_id}"): p
-            for p in todo
-        }
-        for future in dask_completed(futures, loop=client.loop):
-            yield _result(futures[future], future.result)
-    finally:
-        client.close()

@@ -4,10 +4,20 @@ issue's done-when shapes (verification cost, small-draft floor, memory refusal, 
 import numpy as np
 import pytest
 
-from sdsl_sim.costs import check_memory, flops_efficiency, gemm_time_s, pass_cost, pass_latency_s
+from sdsl_sim.costs import (
+    bandwidth_efficiency,
+    check_memory,
+    flops_efficiency,
+    gemm_time_s,
+    kv_token_capacity,
+    pass_cost,
+    pass_latency_s,
+    saturating_efficiency,
+)
 from sdsl_sim.errors import InputError
 from sdsl_sim.hardware import load_gpu, load_runtime, scale_gpu
-from sdsl_sim.models import load_model
+from sdsl_sim.models import kv_bytes_per_token, load_model
+from sdsl_sim.sim.run import _kv_token_budget
 
 A100, H100 = "a100-80gb-sxm", "h100-sxm"
 
@@ -49,7 +59,7 @@ def test_vidur_per_layer_linear_time_within_15_percent(gpu, model, tokens, measu
 def test_dense_gemm_efficiency_near_measured_llm_shapes():
     # calibration.md: at LLM shapes with 4096 tokens A100 215-250, H100 680-870 TFLOP/s; max 271 / 795.
     for gpu, lo, hi in ((load_gpu(A100), 215e12, 271e12), (load_gpu(H100), 680e12, 870e12)):
-        achieved = flops_efficiency(gpu, 4096) * gpu.bf16_flops
+        achieved = flops_efficiency(gpu, 4096) * gpu.bf16_flop_per_s
         assert lo <= achieved <= hi
 
 
@@ -189,3 +199,76 @@ def test_bad_inputs_raise_input_error(kw, message):
     args = dict(batch=1, tokens=1, context=0) | kw
     with pytest.raises(InputError, match=message):
         pass_latency_s(load_model("llama-2-7b"), load_gpu(A100), **args)
+
+
+def test_saturating_efficiency_curve():
+    x = np.array([0.5, 1.0, 2.0, 1e9])
+    out = saturating_efficiency(0.8, 1.0, x, 2.0)
+    assert out[1] == pytest.approx(0.4)  # half the maximum at x = half
+    assert out[0] == pytest.approx(0.8 / 5) and out[-1] == pytest.approx(0.8)
+    gpu = load_gpu(H100)
+    assert bandwidth_efficiency(gpu, 30e6) == pytest.approx(
+        gpu.bw_eff_max / (1 + (gpu.bw_eff_half_bytes / 30e6) ** gpu.bw_eff_exponent))
+
+
+@pytest.mark.parametrize("batch,tokens,context", [(1, 1, 512), (8, 5, 2048), (64, 16, 0)])
+def test_pass_gemms_cost_what_gemm_time_s_says(batch, tokens, context):
+    # The pass model's inner loop and the public per-GEMM roofline use the same efficiency curves.
+    m, gpu = load_model("llama-2-7b"), load_gpu(A100)
+    cost = pass_cost(m, gpu, batch=batch, tokens=tokens, context=context)
+    h, rows = m.hidden_size, batch * tokens
+    qkv = gemm_time_s(gpu, rows=rows, k=h, n=m.q_size + 2 * m.kv_size)
+    mlp = gemm_time_s(gpu, rows=rows, k=h, n=2 * m.ffn_size) + gemm_time_s(gpu, rows=rows, k=m.ffn_size, n=h)
+    assert cost.breakdown_s["qkv"] == pytest.approx(m.n_layers * qkv, rel=1e-12)
+    assert cost.breakdown_s["mlp"] == pytest.approx(m.n_layers * mlp, rel=1e-12)
+
+
+def test_none_runtime_keeps_gpu_kernels_and_ideal_is_unchanged():
+    m, gpu = load_model("llama-3.2-1b"), load_gpu(H100)
+    kw = dict(batch=4, tokens=3, context=1024)
+    none = pass_cost(m, gpu, runtime="none", **kw)
+    assert none.latency_s == pytest.approx(pass_cost(m, gpu, runtime="default", **kw).latency_s, rel=1e-12)
+    # the norm/rotary/activation kernels are still there: more than the 2 per-pass kernels
+    assert none.breakdown_s["norms_elementwise"] > (2 + m.n_layers) * gpu.kernel_floor_s
+    ideal = load_gpu("ideal")
+    for runtime in ("none", "default", "eager"):
+        assert pass_latency_s(m, ideal, runtime=runtime, **kw) == m.params * 2 / ideal.hbm_bandwidth_bytes_per_s
+
+
+@pytest.mark.parametrize("models,gpu,tp,kv_dtype", [
+    (["llama-3.1-70b"], A100, 2, "bf16"),
+    (["llama-3.1-8b", "llama-3.2-1b"], H100, 1, "fp8"),
+    (["llama-3.1-405b", "llama-3.1-8b"], "h200-sxm", 8, "bf16"),
+])
+def test_kv_token_capacity_is_the_check_memory_boundary(models, gpu, tp, kv_dtype):
+    ms, g = [load_model(n) for n in models], load_gpu(gpu)
+    cap = kv_token_capacity(ms, g, tp=tp, kv_dtype=kv_dtype)
+    # closed form: weights + capacity x KV bytes per token fill tp x usable memory exactly
+    weights = sum(m.params for m in ms) * 2.0
+    kv_per_token = sum(kv_bytes_per_token(m, kv_dtype) for m in ms)
+    assert weights + cap * kv_per_token == pytest.approx(tp * g.usable_memory_bytes, rel=1e-12)
+    fits = int(cap)
+    assert fits > 1000
+    check_memory(ms, g, batch=1, context=fits, tp=tp, kv_dtype=kv_dtype)
+    with pytest.raises(InputError, match="short by"):
+        check_memory(ms, g, batch=1, context=fits + 1, tp=tp, kv_dtype=kv_dtype)
+
+
+def test_kv_token_capacity_edges():
+    m = load_model("llama-3.1-70b")
+    assert kv_token_capacity([m], load_gpu("ideal")) == float("inf")
+    assert kv_token_capacity([m], load_gpu(A100)) < 0  # the weights alone do not fit one A100
+    assert kv_token_capacity(m, load_gpu(A100), tp=2) == kv_token_capacity([m], load_gpu(A100), tp=2)
+    with pytest.raises(InputError, match="tp 3 does not divide"):
+        kv_token_capacity([m], load_gpu(A100), tp=3)
+
+
+def test_kv_token_budget_uses_the_closed_form():
+    ms, gpu, dtypes = [load_model("llama-3.1-70b"), load_model("llama-3.2-1b")], load_gpu(A100), {}
+    cap = kv_token_capacity(ms, gpu, tp=4)
+    assert 4096 < cap < 10**9
+    assert _kv_token_budget(ms, gpu, 4, 4096, 10**9, dtypes) == float(int(cap))  # memory-limited
+    assert _kv_token_budget(ms, gpu, 4, 4096, 8192, dtypes) == 8192.0  # capped at the limit
+    assert _kv_token_budget(ms, load_gpu("ideal"), 1, 4096, 8192, dtypes) == float("inf")
+    with pytest.raises(InputError, match="short by"):  # one request does not fit: check_memory's message
+        _kv_token_budget(ms, gpu, 4, int(cap) + 1, 10**9, dtypes)

@@ -76,3 +76,14 @@ def test_weight_dtype_reaches_memory_check_and_pass_costs(capsys):
     assert main([*argv, "--dtype", "fp8"]) == 0
     fp8 = json.loads(capsys.readouterr().out)
     assert fp8["dtype"] == "fp8" and fp8["n_star_hardware"] > 0
+
+
+def test_nstar_runtime_by_name(capsys):
+    base = ["nstar", "--target", "llama-3.1-8b", "--hardware", "a100-80gb-sxm", "--json"]
+    assert main([*base, "--runtime", "eager"]) == 0
+    eager = json.loads(capsys.readouterr().out)
+    assert main(base) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert eager["baseline_tpot_ms"] > default["baseline_tpot_ms"]  # launch gaps without CUDA graphs
+    assert main([*base, "--runtime", "turbo"]) == 2
+    assert "unknown runtime 'turbo'" in capsys.readouterr().err

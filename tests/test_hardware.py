@@ -34,9 +34,9 @@ def test_loader_converts_to_si_once():
     gpu = load_gpu("a100-80gb-sxm")
     assert gpu.hbm_bandwidth_bytes_per_s == pytest.approx(2039e9)
     assert gpu.memory_bytes == pytest.approx(80e9)
-    assert gpu.bf16_flops == pytest.approx(312e12)
-    assert gpu.fp8_flops is None  # A100 has no FP8 tensor cores
-    assert load_gpu("h100-sxm").fp8_flops == pytest.approx(1979e12)
+    assert gpu.bf16_flop_per_s == pytest.approx(312e12)
+    assert gpu.fp8_flop_per_s is None  # A100 has no FP8 tensor cores
+    assert load_gpu("h100-sxm").fp8_flop_per_s == pytest.approx(1979e12)
     assert load_runtime("eager").kernel_launch_s == pytest.approx(6e-6)
 
 
@@ -45,7 +45,7 @@ def test_loader_converts_to_si_once():
 def test_ridge_points_match_calibration(name, ridge):
     # calibration.md, "Ridge points (BF16 FLOP per byte)": an independent check of the datasheet entries.
     gpu = load_gpu(name)
-    assert gpu.bf16_flops / gpu.hbm_bandwidth_bytes_per_s == pytest.approx(ridge, rel=0.01)
+    assert gpu.bf16_flop_per_s / gpu.hbm_bandwidth_bytes_per_s == pytest.approx(ridge, rel=0.01)
 
 
 @pytest.mark.parametrize("name,lo_5mb,hi_5mb,lo_200mb,hi_200mb", [
@@ -116,8 +116,8 @@ def test_scale_gpu_what_if():
     gpu = load_gpu("h100-sxm")
     scaled = scale_gpu(gpu, bandwidth=2, flops=0.5, memory=1.5, link=3)
     assert scaled.hbm_bandwidth_bytes_per_s == pytest.approx(2 * gpu.hbm_bandwidth_bytes_per_s)
-    assert scaled.bf16_flops == pytest.approx(0.5 * gpu.bf16_flops)
-    assert scaled.fp8_flops == pytest.approx(0.5 * gpu.fp8_flops)
+    assert scaled.bf16_flop_per_s == pytest.approx(0.5 * gpu.bf16_flop_per_s)
+    assert scaled.fp8_flop_per_s == pytest.approx(0.5 * gpu.fp8_flop_per_s)
     assert scaled.memory_bytes == pytest.approx(1.5 * gpu.memory_bytes)
     assert scaled.link_bandwidth_bytes_per_s == pytest.approx(3 * gpu.link_bandwidth_bytes_per_s)
     assert scaled.name == "h100-sxm[bandwidth x2, flops x0.5, memory x1.5, link x3]"
@@ -135,3 +135,10 @@ def test_step_overhead_broadcasts_and_none_is_free():
     assert np.all(np.diff(out) > 0)
     assert step_overhead_s(rt, 1) == pytest.approx(rt.step_s + rt.per_sequence_s)
     assert step_overhead_s(load_runtime("none"), 256) == 0.0
+
+
+def test_none_runtime_drops_only_host_costs():
+    # "none" removes host-side cost; the GPU kernels (norm/rotary/activation) are those of "default".
+    none, default = load_runtime("none"), load_runtime("default")
+    assert (none.step_s, none.per_sequence_s, none.kernel_launch_s) == (0.0, 0.0, 0.0)
+    assert none.small_kernels_per_layer == default.small_kernels_per_layer > 0

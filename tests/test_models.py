@@ -70,6 +70,29 @@ def test_synthetic_model_hits_requested_size(params):
     assert m.ffn_size >= m.hidden_size and m.n_heads * m.head_dim == m.hidden_size
 
 
+@pytest.mark.parametrize("params", [8e9, 70e9, 405e9])
+def test_synthetic_targets_shard_over_tp_8(params):
+    from sdsl_sim.costs import pass_latency_s
+    from sdsl_sim.hardware import load_gpu
+
+    m = synthetic_model(params)
+    assert m.params == pytest.approx(params, rel=1e-3)  # the docstring's 0.1% above ~50M
+    assert m.n_heads % 8 == 0
+    gpu = load_gpu("h100-sxm")
+    for tp in (1, 2, 4, 8):
+        assert pass_latency_s(m, gpu, batch=1, tokens=1, context=512, tp=tp) > 0
+
+
+def test_synthetic_heads_divisible_by_8_from_hidden_2048_and_drafts_unchanged():
+    for params in np.geomspace(1e9, 1e12, 40):
+        m = synthetic_model(params)
+        assert m.hidden_size >= 2048 and m.n_heads % 8 == 0 and m.head_dim == 128
+        assert m.params == pytest.approx(params, rel=1e-3) and m.ffn_size >= m.hidden_size
+    # drafts (hidden < 2048) keep the head_dim-64 rule, hidden only a multiple of 64
+    small = synthetic_model(277e6)
+    assert small.head_dim == 64 and small.hidden_size < 2048 and small.hidden_size % 64 == 0
+
+
 def test_synthetic_model_names_and_lookup():
     assert synthetic_model(277e6).name == "synthetic-277M"
     assert synthetic_model(70e9).name == "synthetic-70B"

@@ -46,3 +46,18 @@ def test_unknown_report_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["report", "batch", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown report 'batch'; expected one of") and err.count("\n") == 1
+
+
+def test_a_study_keeps_the_cached_results_of_studies_whose_names_extend_its_own(tmp_path):
+    from sdsl_sim.report import Studies
+
+    runs = tmp_path / ".runs"
+    other = runs / "study-nstar-curve-0123456789ab"  # study-nstar-curve, not an older study-nstar
+    stale = runs / "study-nstar-0123456789ab"
+    for path in (other, stale):
+        path.mkdir(parents=True)
+    Studies(runs, workers=1, progress=False).rows("study-nstar-405b")
+    Studies(runs, workers=1, progress=False).rows("study-nstar-ideal")
+    assert other.is_dir() and stale.is_dir()
+    Studies(runs, workers=2, progress=False).rows("study-nstar")
+    assert other.is_dir() and not stale.exists()

@@ -1,6 +1,7 @@
 """Sweep files, grid expansion, seeds and the parquet store, with a toy evaluator (no simulator)."""
 
 import itertools
+import re
 import json
 import sys
 import textwrap
@@ -268,3 +269,21 @@ def test_unknown_evaluator_is_rejected():
 
     with pytest.raises(InputError, match="key 'evaluate' is 'magic'; expected one of scenario, nstar"):
         sweep_from_dict({"evaluate": "magic", "axes": {"workload.batch": [1]}}, source="s.toml")
+
+
+def test_unknown_names_and_misfits_are_reported_before_anything_is_written(tmp_path):
+    for axis, value, needle in [("hardware.name", "h100", "key 'hardware.name': unknown hardware 'h100'"),
+                                ("model.weight_dtype", "fp9", "key 'model.weight_dtype': unknown weight dtype 'fp9'"),
+                                ("hardware.tp", 1, "key 'hardware.tp': llama-3.1-70b + llama-3.2-1b needs")]:
+        sweep = sweep_from_dict({"base": "default", "axes": {axis: [value]}}, source="bad.toml")
+        with pytest.raises(InputError, match=re.escape(needle)):
+            run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
+        assert not (tmp_path / "out").exists()
+
+
+def test_sweep_file_that_is_not_utf8_is_one_input_error(tmp_path, capsys):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('base = "d\xe9faut"\n'.encode("latin-1"))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: not valid TOML") and err.count("\n") == 1

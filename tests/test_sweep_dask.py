@@ -24,9 +24,9 @@ def test_dask_cluster_run_equals_local_process_run(tmp_path):
 def test_unreachable_scheduler_is_an_input_error(tmp_path, monkeypatch):
     from test_sweep import run, toy_sweep
 
-    from sdsl_sim import sweep
+    from sdsl_sim import executors
     from sdsl_sim.errors import InputError
 
-    monkeypatch.setattr(sweep, "DASK_CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(executors, "DASK_CONNECT_TIMEOUT_S", 1)
     with pytest.raises(InputError, match=r"cannot reach the dask scheduler at 'tcp://127.0.0.1:9'"):
         run(toy_sweep(), tmp_path / "out", executor="dask", scheduler="tcp://127.0.0.1:9")

@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sdsl_sim.sweep import embedded_scenarios_dir, expand, load_sweep
+from sdsl_sim.scenario import scenarios_dir
+from sdsl_sim.sweep import expand, load_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 _KEEP = contextlib.ExitStack()  # temporary folders that live as long as the test session
@@ -112,4 +113,4 @@ def test_killed_small_sweep_resumes_to_the_rows_of_an_uninterrupted_run(tmp_path
 
 @pytest.mark.slow
 def test_killed_example_sweep_resumes_to_the_rows_of_an_uninterrupted_run(tmp_path):
-    check_kill_and_resume(embedded_scenarios_dir() / "example-sweep.toml", tmp_path)
+    check_kill_and_resume(scenarios_dir() / "example-sweep.toml", tmp_path)

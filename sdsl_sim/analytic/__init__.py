@@ -6,6 +6,7 @@ checked against these; sdsl-math.md derives every formula.
 
 from .laws import (
     ALPHA_LAW,
+    DEFAULT_TRAIN_TOKENS,
     PERPLEXITY_LAW,
     AlphaLaw,
     PerplexityLaw,

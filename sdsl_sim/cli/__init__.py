@@ -44,7 +44,7 @@ def count_type(what: str = "value"):
     return arg_type(lambda text: parse_count(text, what))
 
 
-def _alpha(text: str) -> float:
+def parse_alpha(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -54,7 +54,7 @@ def _alpha(text: str) -> float:
     return value
 
 
-alpha_type = arg_type(_alpha)
+alpha_type = arg_type(parse_alpha)
 
 
 def int_type(minimum: int = 0):
@@ -86,6 +86,13 @@ def gamma_type(*policies: str):
             raise InputError(f"{text!r} is not {expected}") from None
 
     return arg_type(parse)
+
+
+def add_train_tokens(parser: argparse.ArgumentParser) -> None:
+    from ..analytic import DEFAULT_TRAIN_TOKENS
+
+    parser.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D",
+                        help=f"pre-training tokens of both models, for the SDSL laws (default {DEFAULT_TRAIN_TOKENS:g})")
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

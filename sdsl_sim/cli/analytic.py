@@ -3,10 +3,7 @@
 from .. import analytic
 from ..errors import InputError
 from ..units import parse_count
-from . import add_json_flag, alpha_type, arg_type, count_type, gamma_type
-
-DEFAULT_TRAIN_TOKENS = 1e13
-
+from . import add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type
 
 def _targets(text: str) -> list[float]:
     return [parse_count(part, "target size") for part in text.split(",") if part.strip()]
@@ -83,15 +80,14 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(handler=throughput)
 
-    tokens_help = f"pre-training tokens of both models (default {DEFAULT_TRAIN_TOKENS:g})"
     p = commands.add_parser("nstar", help="throughput-optimal draft size for a target")
     p.add_argument("--target-params", type=count_type("size"), required=True, metavar="M")
-    p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D", help=tokens_help)
+    add_train_tokens(p)
     add_json_flag(p)
     p.set_defaults(handler=nstar)
 
     p = commands.add_parser("fit-nstar", help="fit N* = mu M + M0 over target sizes")
-    p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D", help=tokens_help)
+    add_train_tokens(p)
     p.add_argument(
         "--targets",
         type=arg_type(_targets),

@@ -68,8 +68,8 @@ def _rows(what: str) -> list[dict]:
             g = load_gpu(name)
             rows.append({
                 "name": name,
-                "bf16_tflops": g.bf16_flops / 1e12,
-                "fp8_tflops": None if g.fp8_flops is None else g.fp8_flops / 1e12,
+                "bf16_tflops": g.bf16_flop_per_s / 1e12,
+                "fp8_tflops": None if g.fp8_flop_per_s is None else g.fp8_flop_per_s / 1e12,
                 "hbm_bandwidth_gb_s": g.hbm_bandwidth_bytes_per_s / 1e9,
                 "memory_gb": g.memory_bytes / 1e9,
                 "description": g.description,

@@ -1,10 +1,7 @@
 """`sdsl-sim nstar`: the TPOT-optimal draft size on a GPU beside the analytic N* (sdsl_sim.draft_size)."""
 
 from ..errors import InputError
-from . import add_json_flag, count_type, int_type
-
-DEFAULT_TRAIN_TOKENS = 1e13
-
+from . import add_json_flag, add_train_tokens, count_type, int_type
 
 def nstar(args) -> dict:
     from ..draft_size import hardware_n_star
@@ -47,8 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--draft-tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the draft (default 1)")
     p.add_argument("--batch", type=int_type(1), default=1, help="sequences decoded together (default 1)")
     p.add_argument("--context", type=int_type(0), default=1024, help="tokens in each KV cache (default 1024)")
-    p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D",
-                   help=f"pre-training tokens of both models (default {DEFAULT_TRAIN_TOKENS:g})")
+    add_train_tokens(p)
     p.add_argument("--runtime", help="engine runtime profile (default: the GPU's)")
     p.add_argument("--dtype", default="bf16", help="weight dtype of both models: bf16, fp16, fp8, int8, int4")
     p.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype (default bf16)")

@@ -10,9 +10,8 @@ validate  the closed-form agreement grid on `ideal` (simulated vs Lambert-W spee
 import sys
 
 from ..errors import InputError
-from . import add_json_flag, alpha_type, arg_type, count_type, gamma_type, int_type
+from . import add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type, int_type, parse_alpha
 
-DEFAULT_TRAIN_TOKENS = 1e13
 SIMULATE_KEYS = (
     "tpot_ms", "tpot_ms_ci95", "throughput_tokens_per_s", "mean_tokens_per_iteration", "acceptance_rate",
     "speedup_vs_autoregressive", "speedup_vs_autoregressive_ci95", "gamma", "alpha", "alpha_source",
@@ -45,11 +44,12 @@ def simulate(args) -> dict:
     from ..scenario import scenario_from_dict
     from ..sim.run import run_scenario
 
-    if args.target is None and args.target_params is None or args.draft is None and args.draft_params is None:
-        raise InputError("simulate: give --target NAME or --target-params M, and --draft NAME or --draft-params N")
     model = {"train_tokens": args.train_tokens}
-    model.update({"target": args.target} if args.target else {"target_params": args.target_params})
-    model.update({"draft": args.draft} if args.draft else {"draft_params": args.draft_params})
+    for role in ("target", "draft"):
+        name, params = getattr(args, role), getattr(args, f"{role}_params")
+        if (name is None) == (params is None):
+            raise InputError(f"simulate: give exactly one of --{role} NAME or --{role}-params N")
+        model.update({role: name} if name else {f"{role}_params": params})
     decoding = {"gamma": args.gamma, "max_gamma": args.max_gamma}
     if args.alpha is not None:
         decoding["alpha"] = args.alpha
@@ -71,9 +71,12 @@ def run(args) -> dict | None:
     from ..sim.run import run_scenario
 
     scenario = load_scenario(args.scenario)
+    if args.out and scenario.config["run"]["method"] != "simulated":
+        raise InputError(f"--out writes a simulation's records, but {scenario.source} has run.method = "
+                         f"{scenario.config['run']['method']!r}; expected 'simulated'")
     seed = scenario.config["run"]["seed"] if args.seed is None else args.seed
     outcome = run_scenario(scenario, seed, progress=_progress_bar("simulating"))
-    if args.out and outcome.spec is not None:
+    if args.out:
         metrics.write_parquet(outcome.spec, args.out)
         metrics.write_parquet(outcome.base, f"{args.out}/baseline")
     summary = {"scenario": scenario.source, "seed": seed, **outcome.summary}
@@ -159,11 +162,25 @@ def _fraction(text):
     return value
 
 
-def _floats(text):
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"{text!r}: expected comma-separated numbers") from None
+def _alphas(text):
+    return [parse_alpha(v) for v in text.split(",") if v.strip()]
+
+
+# validate's drafts are synthetic models of 70B / ratio parameters, which need at least ~10M.
+_MAX_RATIO = 5000
+
+
+def _ratios(text):
+    values = []
+    for v in text.split(","):
+        try:
+            ratio = float(v)
+        except ValueError:
+            ratio = float("nan")
+        if not 1 < ratio <= _MAX_RATIO:
+            raise InputError(f"M/N {v.strip()!r} is not a number in (1, {_MAX_RATIO}]")
+        values.append(ratio)
+    return values
 
 
 def register(subparsers) -> None:
@@ -186,8 +203,7 @@ def register(subparsers) -> None:
                    help="tokens generated per request (default 1024)")
     p.add_argument("--requests", type=int_type(1), help="requests (default: one batch)")
     p.add_argument("--seed", type=int_type(0), default=0, help="seed (default 0)")
-    p.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D",
-                   help=f"training tokens for the SDSL alpha law (default {DEFAULT_TRAIN_TOKENS:g})")
+    add_train_tokens(p)
     add_json_flag(p)
     p.set_defaults(handler=simulate)
 
@@ -199,8 +215,8 @@ def register(subparsers) -> None:
     p.set_defaults(handler=run)
 
     p = subparsers.add_parser("validate", help="closed-form agreement grid on the ideal GPU")
-    p.add_argument("--alphas", type=arg_type(_floats), help="comma-separated alphas (default 0.5..0.9)")
-    p.add_argument("--ratios", type=arg_type(_floats), help="comma-separated M/N (default 10,100,1000)")
+    p.add_argument("--alphas", type=arg_type(_alphas), help="comma-separated alphas (default 0.5..0.9)")
+    p.add_argument("--ratios", type=arg_type(_ratios), help="comma-separated M/N (default 10,100,1000)")
     p.add_argument("--min-output-tokens", type=int_type(1), default=100_000)
     p.add_argument("--tolerance", type=arg_type(_fraction), default=0.01, help="relative tolerance vs Lambert-W (0.01)")
     p.add_argument("--seed", type=int_type(0), default=0)

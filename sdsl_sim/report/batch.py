@@ -158,7 +158,7 @@ def _ridge_tokens(gpu_name: str) -> float:
     """Tokens per pass at which bf16 weight reads and matmul FLOPs take equal time at datasheet peaks
     (2 FLOP and 2 bytes per parameter per token): peak FLOP/s / peak bytes/s."""
     gpu = load_gpu(gpu_name)
-    return gpu.bf16_flops / gpu.hbm_bandwidth_bytes_per_s
+    return gpu.bf16_flop_per_s / gpu.hbm_bandwidth_bytes_per_s
 
 
 def _fmt_cross(value: float) -> str:

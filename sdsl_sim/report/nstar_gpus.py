@@ -19,9 +19,6 @@ TRAIN_TOKENS = 1e13  # the D of the study files; the analytic lines below use th
 GPUS = ("a100-80gb-sxm", "h100-sxm", "h200-sxm", "mi300x")
 FLAT_PCT = 2.0  # "near-optimal" band of the TPOT curve, % above its minimum
 FOCUS = "llama-3.1-70b"
-# scenario keys an `evaluate = "nstar"` point does not read (the sweep still records their defaults)
-IGNORED_BY_NSTAR = ("run.", "decoding.", "model.draft", "workload.requests", "workload.output_tokens",
-                    "workload.arrival", "workload.rate_per_s", "workload.concurrency")
 DODGE = dict(zip(GPUS, (0.90, 0.965, 1.035, 1.11)))  # x offsets so GPUs with equal N* stay visible
 
 
@@ -110,14 +107,9 @@ Regenerate with `sdsl-sim report nstar-on-gpus --out reports`; one point by hand
     page.table(rows[["model.target", "gpu", "tp", "batch", "n_star_analytic", "n_star_hardware", "hardware_over_analytic",
                      "gamma_at_analytic", "gamma_at_hardware", "tpot_ms_at_analytic", "tpot_ms_at_hardware",
                      "tpot_penalty_pct", "speedup_at_hardware"]])
-    page.data("nstar", _stable(rows.drop(columns=[c for c in rows.columns if c.startswith(IGNORED_BY_NSTAR)])))
-    page.data("tpot_curve", _stable(curve))
+    page.data("nstar", rows)
+    page.data("tpot_curve", curve)
     return page
-
-
-def _stable(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame without wall-clock columns, so a rerun writes identical files."""
-    return frame.drop(columns=[c for c in frame.columns if c.endswith("wall_s")])
 
 
 def _curve(raw: pd.DataFrame, focus: pd.DataFrame) -> pd.DataFrame:

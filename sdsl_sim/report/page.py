@@ -31,7 +31,11 @@ class Page:
         self.blocks.append(markdown.strip())
 
     def data(self, stem: str, frame: pd.DataFrame) -> None:
-        """Keep `frame` as the data behind this page's figures: written as STEM.parquet and STEM.csv."""
+        """Keep `frame` as the data behind this page's figures: written as STEM.parquet and STEM.csv.
+
+        Wall-clock columns (`*wall_s`) are left out: they are the only values a rerun changes, and a
+        page must regenerate to identical files."""
+        frame = frame.drop(columns=[c for c in frame.columns if c.endswith("wall_s")])
         self.tables[stem] = frame.reset_index(drop=True)
         self.blocks.append(f"Data: [`{stem}.csv`]({stem}.csv) ([parquet]({stem}.parquet)).")
 

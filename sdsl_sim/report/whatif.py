@@ -66,7 +66,7 @@ def _merge(expected: pd.DataFrame, simulated: pd.DataFrame, nstar: pd.DataFrame)
     rows["pair"] = rows["model.target"] + " + " + rows["model.draft"]
     peaks = {name: load_gpu(name) for name in rows["hardware.name"].unique()}
     rows["hbm_tb_s"] = rows["hardware.name"].map(lambda n: peaks[n].hbm_bandwidth_bytes_per_s / 1e12)
-    rows["bf16_tflops"] = rows["hardware.name"].map(lambda n: peaks[n].bf16_flops / 1e12)
+    rows["bf16_tflops"] = rows["hardware.name"].map(lambda n: peaks[n].bf16_flop_per_s / 1e12)
     rows["ridge_flop_per_byte"] = rows.bf16_tflops / rows.hbm_tb_s
     rows["link_gb_s"] = rows["hardware.name"].map(lambda n: peaks[n].link_bandwidth_bytes_per_s / 1e9)
     rows["target_params"] = rows["model.target"].map(lambda n: load_model(n).params)

@@ -16,13 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analytic import expected_tokens_from_prefix_probs, expected_tokens_per_iteration
+from ..analytic import check_alpha, expected_tokens_from_prefix_probs, expected_tokens_per_iteration
 from ..errors import InputError
-
-
-def _check_alpha(alpha, what="alpha"):
-    if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
-        raise InputError(f"{what} {alpha!r} must lie in the open interval (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -30,7 +25,7 @@ class IidAcceptance:
     alpha: float
 
     def __post_init__(self):
-        _check_alpha(self.alpha)
+        check_alpha(self.alpha)
 
     @property
     def mean_alpha(self) -> float:
@@ -56,7 +51,7 @@ class BetaAcceptance(IidAcceptance):
     concentration: float = 20.0
 
     def __post_init__(self):
-        _check_alpha(self.alpha)
+        check_alpha(self.alpha)
         if not (isinstance(self.concentration, (int, float)) and self.concentration > 0):
             raise InputError(f"alpha concentration {self.concentration!r} must be a positive number")
 

@@ -52,6 +52,15 @@ class Workload:
                 f"one request of {self.prompt_tokens} + {self.output_tokens} tokens needs more KV cache than "
                 f"the GPUs hold ({self.kv_token_budget:.0f} tokens); use more tp or shorter requests")
 
+    @property
+    def max_running(self) -> int:
+        """Most requests running at once: the batch limit, or fewer when the KV cache cannot hold that many
+        full-length requests (every request has the same prompt + output length)."""
+        need = self.prompt_tokens + self.output_tokens
+        if self.kv_token_budget >= self.max_batch * need:  # an infinite budget included
+            return self.max_batch
+        return int(self.kv_token_budget // need)
+
     def arrival_times(self, rng) -> np.ndarray:
         """Arrival instants (s) for static and poisson arrivals; closed-loop arrivals follow finishes."""
         if self.arrival == "poisson":
@@ -70,31 +79,30 @@ def simulate(workload: Workload, timer, acceptance, policy, *, rng, arrival_at_s
     the records are the same (up to float rounding of instants); it exists to measure and test that.
     """
     started = time.perf_counter()
-    replica = _Replica(workload, timer, acceptance, policy, rng, block_steps, progress)
-    replica.step_events = step_events
     if request_alpha is None:
         request_alpha = acceptance.request_alphas(rng, workload.requests)
-    replica.alpha_of = np.asarray(request_alpha, dtype=float)
-    if arrival_at_s is None and workload.arrival != "closed":
+    if arrival_at_s is None and workload.arrival == "poisson":
         arrival_at_s = workload.arrival_times(rng)
-    replica.arrival_at_s = arrival_at_s if workload.arrival == "poisson" else None
-    replica.start(arrival_at_s)
+    replica = _Replica(workload, timer, acceptance, policy, rng, block_steps, progress, step_events,
+                       np.asarray(request_alpha, dtype=float), arrival_at_s if workload.arrival == "poisson" else None)
+    replica.start()
     replica.env.run()
     return replica.result(time.perf_counter() - started)
 
 
 class _Replica:
-    def __init__(self, workload, timer, acceptance, policy, rng, block_steps, progress):
+    def __init__(self, workload, timer, acceptance, policy, rng, block_steps, progress, step_events, alpha_of,
+                 arrival_at_s):
         self.env = simpy.Environment()
         self.w, self.timer, self.acceptance, self.policy, self.rng = workload, timer, acceptance, policy, rng
-        self.block_steps, self.progress = block_steps, progress
+        self.block_steps, self.progress, self.step_events = block_steps, progress, step_events
+        self.alpha_of, self.arrival_at_s = alpha_of, arrival_at_s  # per request; arrivals: poisson only
+        self.max_running = workload.max_running
         n = workload.requests
         self.times = {name: np.full(n, np.nan) for name in ("arrived", "admitted", "first_token", "finished")}
         self.waiting = deque()
         self.wake = None
         self.issued = self.n_finished = self.tokens_done = 0
-        self.need = workload.prompt_tokens + workload.output_tokens
-        self.reserved = 0
         self.ids = np.empty(0, np.int64)  # the running batch: ids, tokens still to emit, KV context
         self.remaining = np.empty(0, np.int64)
         self.context = np.empty(0, np.int64)
@@ -105,7 +113,7 @@ class _Replica:
         self._tokens_cache = {}
 
     # -- arrivals ---------------------------------------------------------------------------------
-    def start(self, arrival_at_s):
+    def start(self):
         if self.w.arrival == "closed":
             for _ in range(min(self.w.concurrency, self.w.requests)):
                 self._arrive()
@@ -113,7 +121,7 @@ class _Replica:
             for _ in range(self.w.requests):
                 self._arrive()
         else:
-            self.env.process(self._poisson(arrival_at_s))
+            self.env.process(self._poisson(self.arrival_at_s))
         self.env.process(self._scheduler())
 
     def _poisson(self, arrival_at_s):
@@ -142,15 +150,10 @@ class _Replica:
                 yield self.wake
                 self.wake = None
 
-    def _room(self) -> bool:
-        return (self.ids.size < self.w.max_batch) and (self.reserved + self.need <= self.w.kv_token_budget)
-
     def _admit(self) -> list:
         admitted = []
-        while self.waiting and self.ids.size + len(admitted) < self.w.max_batch and \
-                self.reserved + self.need <= self.w.kv_token_budget:
+        while self.waiting and self.ids.size + len(admitted) < self.max_running:
             admitted.append(self.waiting.popleft())
-            self.reserved += self.need
         return admitted
 
     def _prefill(self, admitted):
@@ -196,7 +199,7 @@ class _Replica:
 
         ends = env.now + np.cumsum(durations)
         done = steps
-        if self._room() and self.issued < self.w.requests and self.arrival_at_s is not None:
+        if self.ids.size < self.max_running and self.issued < self.w.requests and self.arrival_at_s is not None:
             # A request arriving mid-block joins at the first iteration boundary after it arrives.
             done = min(steps, int(np.searchsorted(ends, self.arrival_at_s[self.issued])) + 1)
         if self.step_events:  # one timeout per iteration (what a naive engine does; same results)
@@ -246,7 +249,6 @@ class _Replica:
         keep = ~done
         self.ids, self.remaining = self.ids[keep], self.remaining[keep]
         self.context, self.alphas = self.context[keep], self.alphas[keep]
-        self.reserved -= gone.size * self.need
         self.n_finished += gone.size
         if self.w.arrival == "closed":
             for _ in range(min(gone.size, self.w.requests - self.issued)):

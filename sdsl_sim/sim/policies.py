@@ -49,8 +49,8 @@ class AutoGamma:
         key = (batch, int(context / self._bucket))
         gamma = self._cache.get(key)
         if gamma is None:
-            costs = self.timer.step_costs(batch, (key[1] + 0.5) * self._bucket, self.max_gamma)
-            gamma = self._cache[key] = int(np.argmax(self._expected / costs))
+            tpot = self.timer.tpot_by_gamma(batch, (key[1] + 0.5) * self._bucket, self._expected)
+            gamma = self._cache[key] = int(np.argmin(tpot))
         return gamma
 
     def observe(self, accepted: int, judged: int) -> None:
@@ -61,12 +61,11 @@ class AdaptiveGamma:
     def __init__(self, timer, prior_alpha: float, max_gamma: int = 16, weight: float = 0.1, horizon: int = 16):
         self.timer, self.max_gamma, self.weight, self.horizon = timer, int(max_gamma), weight, int(horizon)
         self.alpha = float(prior_alpha)
-        self._gammas = np.arange(1, self.max_gamma + 1)
+        self._gammas = np.arange(self.max_gamma + 1)
 
     def choose(self, batch: int, context: float) -> int:
-        costs = self.timer.step_costs(batch, context, self.max_gamma)[1:]
-        rate = expected_tokens_per_iteration(self.alpha, self._gammas) / costs
-        return int(self._gammas[np.argmax(rate)])
+        tpot = self.timer.tpot_by_gamma(batch, context, expected_tokens_per_iteration(self.alpha, self._gammas))
+        return 1 + int(np.argmin(tpot[1:]))  # gamma >= 1: with no drafts there is nothing to observe
 
     def observe(self, accepted: int, judged: int) -> None:
         if judged:

@@ -104,8 +104,3 @@ class SimResult:
     emissions: pd.DataFrame
     accepted_hist: np.ndarray
     sim_wall_s: float
-
-    def request_records(self):
-        """The requests as frozen `RequestRecord` rows."""
-        for row in self.requests.itertuples(index=False):
-            yield RequestRecord(*row)

@@ -16,13 +16,11 @@ import numpy as np
 from .. import metrics
 from ..analytic import alpha_from_sizes
 from ..errors import InputError
+from ..scenario import resolve
 from .acceptance import BetaAcceptance, IidAcceptance, ProfileAcceptance
 from .engine import Workload, simulate
 from .policies import AdaptiveGamma, AutoGamma, FixedGamma
 from .timing import PassTimer
-
-_KV_SEARCH_STEPS = 40
-
 
 @dataclass(frozen=True)
 class Build:
@@ -40,54 +38,24 @@ class Build:
     max_gamma: int
 
 
-def model_of(name, params):
-    """A scenario's model: the catalog entry `name`, or a synthetic model of `params` parameters."""
-    from ..models import load_model, synthetic_model
-
-    return synthetic_model(params) if params is not None else load_model(name)
-
-
-def hardware_of(hw: dict):
-    """A scenario's [hardware] table as (GPU with the what-if scales applied, runtime profile)."""
-    from ..hardware import load_gpu, load_runtime, scale_gpu
-
-    gpu = scale_gpu(load_gpu(hw["name"]), bandwidth=hw["bandwidth_scale"], flops=hw["flops_scale"],
-                    memory=hw["memory_scale"], link=hw["link_scale"])
-    return gpu, load_runtime(hw["runtime"] or gpu.default_runtime)
-
-
 def _kv_token_budget(models, gpu, tp, need, limit, dtypes) -> float:
-    """Largest KV token count (beyond the weights) that fits, up to `limit`; InputError if `need` does not."""
-    from ..costs import check_memory
+    """Largest whole KV token count (beyond the weights) that fits, up to `limit`; inf on a weights-only
+    GPU; InputError (the cost model's message, naming the shortfall and the tp that fits) if one request
+    of `need` tokens does not fit."""
+    from ..costs import check_memory, kv_token_capacity
 
-    fits = partial(check_memory, models, gpu, batch=1, tp=tp, **dtypes)
-    fits(context=need)  # raises the cost model's message (names the shortfall and the tp that fits)
-    lo, hi = need, limit
-    try:
-        fits(context=hi)
-        return float("inf") if gpu.pass_model == "weights-only" else float(hi)
-    except InputError:
-        pass
-    for _ in range(_KV_SEARCH_STEPS):
-        if hi - lo <= 1:
-            break
-        mid = (lo + hi) // 2
-        try:
-            fits(context=mid)
-            lo = mid
-        except InputError:
-            hi = mid
-    return float(lo)
+    check_memory(models, gpu, batch=1, context=need, tp=tp, **dtypes)
+    if gpu.pass_model == "weights-only":
+        return float("inf")
+    capacity = kv_token_capacity(models, gpu, tp=tp, **dtypes)  # >= need here, so int() is floor
+    return float(limit if capacity >= limit else int(capacity))
 
 
 def build(scenario) -> Build:
     cfg = scenario.config
     m, hw, wl, dec = cfg["model"], cfg["hardware"], cfg["workload"], cfg["decoding"]
-    target, draft = model_of(m["target"], m["target_params"]), model_of(m["draft"], m["draft_params"])
-    if draft.params >= target.params:
-        raise InputError(f"{scenario.source}: draft {draft.name} ({draft.params:.3g} params) must be smaller "
-                         f"than target {target.name} ({target.params:.3g} params)")
-    gpu, runtime = hardware_of(hw)
+    parts = resolve(scenario)
+    target, draft, gpu, runtime = parts.target, parts.draft, parts.gpu, parts.runtime
     max_gamma = dec["gamma"] if isinstance(dec["gamma"], int) else dec["max_gamma"]
     need = wl["prompt_tokens"] + wl["output_tokens"]
     dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
@@ -122,7 +90,7 @@ def predict(b: Build) -> dict:
     """Expected-value prediction for a full static batch at the mean context (prompt + output / 2):
     TPOT = step_s(B, gamma, L) / E[tokens](gamma), baseline TPOT = step_s(B, 0, L)."""
     w = b.workload
-    batch = int(min(w.max_batch, w.requests, w.kv_token_budget // (w.prompt_tokens + w.output_tokens)))
+    batch = min(w.max_running, w.requests)
     context = w.prompt_tokens + w.output_tokens / 2
     policy = b.make_policy()
     gamma = policy.choose(batch, context)
@@ -162,10 +130,8 @@ class Outcome:
 
 def _speedup(spec: dict, base: dict) -> tuple:
     ratio = base["tpot_ms"] / spec["tpot_ms"]
-    rel = []
-    for s in (spec, base):
-        lo, hi = s["tpot_ms_ci95"]
-        rel.append((hi - lo) / 2 / s["tpot_ms"] if np.isfinite(hi - lo) else 0.0)
+    # A run too short for its own interval leaves the ratio's interval undefined (NaN), not zero-width.
+    rel = [(s["tpot_ms_ci95"][1] - s["tpot_ms_ci95"][0]) / 2 / s["tpot_ms"] for s in (spec, base)]
     half = ratio * float(np.hypot(*rel))
     return ratio, [ratio - half, ratio + half]
 
@@ -176,7 +142,7 @@ def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, ste
     b = build(scenario)
     pred = predict(b)
     common = {"method": scenario.config["run"]["method"], "alpha": b.alpha, "alpha_source": b.alpha_source,
-              "cost_ratio": b.timer.cost_ratio(1, b.workload.prompt_tokens),
+              "cost_ratio": b.timer.cost_ratio(pred["batch"], b.workload.prompt_tokens),
               "predicted_tpot_ms": 1e3 * pred["tpot_s"],
               "predicted_speedup": pred["baseline_tpot_s"] / pred["tpot_s"]}
     if common["method"] == "analytic":

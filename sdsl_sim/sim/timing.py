@@ -44,13 +44,14 @@ class PassTimer:
                         weight_dtype="bf16", kv_dtype="bf16", max_context: int):
         """A timer over the roofline model of `sdsl_sim.costs` (target on tp GPUs, draft on draft_tp).
 
-        runtime: a `hardware.Runtime` (None: the GPU's default); it sets kernel-launch behaviour inside
-        each pass and the host cost `step_overhead_s(runtime, batch)` added to every pass.
+        runtime: a `hardware.Runtime` or its name (None: the GPU's default); it sets kernel-launch behaviour
+        inside each pass and the host cost `step_overhead_s(runtime, batch)` added to every pass.
         """
         from ..costs import pass_latency_s
         from ..hardware import load_runtime, step_overhead_s
 
-        runtime = load_runtime(gpu.default_runtime) if runtime is None else runtime
+        if runtime is None or isinstance(runtime, str):
+            runtime = load_runtime(runtime or gpu.default_runtime)
         opts = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, runtime=runtime)
 
         def target_s(batch, tokens, context):
@@ -96,6 +97,12 @@ class PassTimer:
             return np.where(gammas == 0, verify, np.inf)
         one = float(np.asarray(self._draft(batch, 1, float(context)))) + host
         return verify + gammas * one
+
+    def tpot_by_gamma(self, batch: int, context: float, expected_tokens) -> np.ndarray:
+        """Expected time per output token (s) for gamma = 0..len(expected_tokens) - 1: each gamma's step
+        time over its expected tokens per iteration. The one place a lookahead is chosen from costs."""
+        expected_tokens = np.asarray(expected_tokens, dtype=float)
+        return self.step_costs(batch, context, expected_tokens.size - 1) / expected_tokens
 
     def cost_ratio(self, batch: int = 1, context: float = 0.0) -> float:
         """c = draft pass / target single-token pass, host cost included (Leviathan's c)."""
