@@ -414,7 +414,9 @@ def run_sweep(
 def _manifest(sweep: Sweep, points: list[Point]) -> dict:
     return {
         "source": Path(sweep.source).name,
-        "fingerprint": _digest(sorted(p.point_id for p in points)),
+        # A GPU or runtime profile named by path is data outside the package's code digest: its content
+        # joins the fingerprint, so an edited profile is a different sweep rather than a silent mix.
+        "fingerprint": _digest([sorted(p.point_id for p in points), _profile_files(points)]),
         "points": len(points),
         "version": __version__,
         "code_digest": store.code_digest(),
@@ -423,3 +425,10 @@ def _manifest(sweep: Sweep, points: list[Point]) -> dict:
         "base_seed": sweep.base_seed,
         "seeds": "common" if sweep.common_seeds else "per-point",
     }
+
+
+def _profile_files(points: list[Point]) -> dict:
+    """{path: sha256 of its bytes} for every hardware or runtime profile the points name by path."""
+    paths = {str(p.config.get("hardware", {}).get(key)) for p in points for key in ("name", "runtime")}
+    return {path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            for path in sorted(paths) if path.endswith(".toml") and Path(path).is_file()}
