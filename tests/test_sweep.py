@@ -291,21 +291,6 @@ def test_sweep_file_that_is_not_utf8_is_one_input_error(tmp_path, capsys):
 
 
 def test_editing_a_profile_named_by_path_makes_it_a_different_sweep(tmp_path):
-    from sdsl_sim.hardware import load_gpu  # noqa: F401  (the profile below must load)
-
-    gpu = tmp_path / "my-gpu.toml"
-    gpu.write_text((Path(__file__).resolve().parents[1] / "hardware_profiles" / "ideal.toml").read_text())
-    data = {"base": {"model": {"target_params": "7B", "draft_params": "70M"}, "hardware": {"name": str(gpu), "tp": 1},
-                     "workload": {"requests": 1, "batch": 1, "output_tokens": 16}, "run": {"method": "analytic"}},
-            "axes": {"decoding.gamma": [2]}}
-    run_sweep(sweep_from_dict(data), tmp_path / "out", workers=1, progress=False)
-    run_sweep(sweep_from_dict(data), tmp_path / "out", workers=1, progress=False)  # unchanged: resumes
-    gpu.write_text(gpu.read_text().replace("hbm_bandwidth_gb_s = 1000.0", "hbm_bandwidth_gb_s = 2000.0"))
-    with pytest.raises(InputError, match="holds a different sweep"):
-        run_sweep(sweep_from_dict(data), tmp_path / "out", workers=1, progress=False)
-
-
-def test_editing_a_profile_named_by_path_makes_it_a_different_sweep(tmp_path):
     gpu = tmp_path / "my-gpu.toml"
     gpu.write_text((Path(__file__).resolve().parents[1] / "hardware_profiles" / "ideal.toml").read_text())
     data = {"base": {"model": {"target_params": "7B", "draft_params": "70M"}, "hardware": {"name": str(gpu), "tp": 1},
