@@ -267,8 +267,16 @@ def test_kv_token_budget_uses_the_closed_form():
     ms, gpu, dtypes = [load_model("llama-3.1-70b"), load_model("llama-3.2-1b")], load_gpu(A100), {}
     cap = kv_token_capacity(ms, gpu, tp=4)
     assert 4096 < cap < 10**9
-    assert _kv_token_budget(ms, gpu, 4, 4096, 10**9, dtypes) == float(int(cap))  # memory-limited
-    assert _kv_token_budget(ms, gpu, 4, 4096, 8192, dtypes) == 8192.0  # capped at the limit
-    assert _kv_token_budget(ms, load_gpu("ideal"), 1, 4096, 8192, dtypes) == float("inf")
-    with pytest.raises(InputError, match="short by"):  # one request does not fit: check_memory's message
-        _kv_token_budget(ms, gpu, 4, int(cap) + 1, 10**9, dtypes)
+    assert _kv_token_budget(ms, gpu, 4, 10**9, dtypes) == float(int(cap))  # memory-limited
+    assert _kv_token_budget(ms, gpu, 4, 8192, dtypes) == 8192.0  # capped at the limit
+    assert _kv_token_budget(ms, load_gpu("ideal"), 1, 8192, dtypes) == float("inf")
+
+
+def test_one_request_longer_than_the_kv_capacity_is_refused_when_the_scenario_is_resolved():
+    from sdsl_sim.scenario import resolve, scenario_from_dict
+
+    cap = kv_token_capacity([load_model("llama-3.1-70b"), load_model("llama-3.2-1b")], load_gpu(A100), tp=4)
+    scenario = scenario_from_dict({"hardware": {"name": A100, "tp": 4},
+                                   "workload": {"prompt_tokens": int(cap) - 9, "output_tokens": 10}}, source="s.toml")
+    with pytest.raises(InputError, match="s.toml: key 'hardware.tp': .* short by"):  # check_memory's message
+        resolve(scenario)

@@ -38,16 +38,14 @@ class Build:
     max_gamma: int
 
 
-def _kv_token_budget(models, gpu, tp, need, limit, dtypes) -> float:
+def _kv_token_budget(models, gpu, tp, limit, dtypes) -> float:
     """Largest whole KV token count (beyond the weights) that fits, up to `limit`; inf on a weights-only
-    GPU; InputError (the cost model's message, naming the shortfall and the tp that fits) if one request
-    of `need` tokens does not fit."""
-    from ..costs import check_memory, kv_token_capacity
+    GPU. That one request fits was checked by `scenario.resolve`."""
+    from ..costs import kv_token_capacity
 
-    check_memory(models, gpu, batch=1, context=need, tp=tp, **dtypes)
     if gpu.pass_model == "weights-only":
         return float("inf")
-    capacity = kv_token_capacity(models, gpu, tp=tp, **dtypes)  # >= need here, so int() is floor
+    capacity = kv_token_capacity(models, gpu, tp=tp, **dtypes)
     return float(limit if capacity >= limit else int(capacity))
 
 
@@ -59,7 +57,7 @@ def build(scenario) -> Build:
     max_gamma = dec["gamma"] if isinstance(dec["gamma"], int) else dec["max_gamma"]
     need = wl["prompt_tokens"] + wl["output_tokens"]
     dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
-    budget = _kv_token_budget([target, draft], gpu, hw["tp"], need, need * wl["batch"], dtypes)
+    budget = _kv_token_budget([target, draft], gpu, hw["tp"], need * wl["batch"], dtypes)
     timer = PassTimer.from_cost_model(target, draft, gpu, tp=hw["tp"], draft_tp=hw["draft_tp"],
                                       runtime=runtime, max_context=need + max_gamma + 1, **dtypes)
     workload = Workload(requests=wl["requests"], max_batch=wl["batch"], prompt_tokens=wl["prompt_tokens"],
