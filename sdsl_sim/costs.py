@@ -1,17 +1,20 @@
 """Roofline latency of one forward pass: the one seam between the simulator and the hardware.
 
-A pass is `batch` sequences, each adding `tokens` new tokens on top of `context` cached ones, on `tp`
-GPUs. Each operator (fused QKV, attention with its KV reads, output projection, MLP up(+gate) and
-down, the small norm/rotary/activation/residual kernels, LM head, all-reduces) costs
+A pass is one or more groups of sequences (`PassWork`), each sequence adding new tokens on top of the
+ones already cached, run by a `Deployment` (a model on `tp` GPUs with its dtypes and runtime). A plain
+pass (`pass_latency_s`) is one group: `batch` sequences each adding `tokens` to `context`. Each
+operator (fused QKV, attention with its KV reads, output projection, MLP up(+gate) and down, the small
+norm/rotary/activation/residual kernels, LM head, all-reduces) costs
 
     max(FLOPs / (peak x flops_eff(m)),  bytes / (bandwidth x bw_eff(bytes)),  kernel floor)
 
-where m = batch x tokens rows and both efficiencies are the per-GPU curves in `hardware.GPU`
+where m = the pass's new tokens (GEMM rows) and both efficiencies are the per-GPU curves in `hardware.GPU`
 (fitted to the micro-benchmarks in shared/reference/calibration.md). Without CUDA graphs every
 kernel costs at least the runtime's host launch time. Under tensor parallelism each layer adds two
 ring all-reduces: latency + 2(tp-1)/tp x bytes / (link bandwidth x link_eff).
-Prefill is the same function with tokens = prompt length and context = 0 (logits are computed for
-every new token, as verification needs; for prefill this overstates the LM head).
+A prefill chunk is a group of one sequence with tokens = chunk length and context = the prompt tokens
+already cached (logits are computed for every new token, as verification needs; for prefill this
+overstates the LM head).
 On a `weights-only` GPU (the `ideal` profile) a pass costs exactly weight bytes / (tp x bandwidth).
 Host-side per-step engine costs are not here: see `hardware.step_overhead_s`.
 """
@@ -160,9 +163,11 @@ def gemm_time_s(gpu: GPU, *, rows, k, n, weight_dtype="bf16"):
     return np.maximum(np.maximum(t_mem, t_comp), gpu.kernel_floor_s)
 
 
-def _terms(p: _Plan, b, t, c):
-    """(class, kernels, memory time, compute time, fixed time) per operator; broadcasts over b, t, c."""
-    m = b * t
+def _terms(p: _Plan, work: "PassWork"):
+    """(class, kernels, memory time, compute time, fixed time) per operator; broadcasts over the work's fields.
+    Weight GEMMs see all the pass's rows at once (weights are read once per pass); attention sees the
+    K/V rows and (query, key) pairs summed over the pass's groups, as one varlen kernel per layer does."""
+    m = work.rows
     eff = saturating_efficiency
     bw, bw_max, bw_half, bw_p = p.hbm_bytes_per_s, p.bw_max, p.bw_half_bytes, p.bw_p
     feff = eff(p.f_max, p.flops_half_rows, m, p.f_q)
@@ -173,9 +178,9 @@ def _terms(p: _Plan, b, t, c):
         t_comp = 2.0 * m * op.k * op.n / (p.gemm_flop_per_s * feff)
         out.append((op.cls, op.count, t_mem, t_comp, p.floor_s))
     # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs.
-    nbytes = b * (c + 2.0 * t) * p.kv_row_bytes + 2.0 * ACT_BYTES * m * p.heads_gpu * p.head_dim
+    nbytes = work.kv_tokens * p.kv_row_bytes + 2.0 * ACT_BYTES * m * p.heads_gpu * p.head_dim
     t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p))
-    flops = 4.0 * m * (c + 0.5 * (t + 1.0)) * p.heads_gpu * p.head_dim
+    flops = 4.0 * work.attention_pairs * p.heads_gpu * p.head_dim
     out.append(("attention", p.n_layers, t_mem, flops / (p.attn_flop_per_s * feff), p.floor_s))
     # Small kernels (norms, rotary, activation, residual adds) each read and write the hidden state;
     # two more per pass: embedding gather and the final norm.
@@ -205,47 +210,102 @@ def _validate_shape(batch, tokens, context) -> None:
         raise InputError(f"{name} {value!r} must be finite and {expected}")
 
 
-def _get_plan(model, gpu, tp, weight_dtype, kv_dtype, runtime) -> _Plan:
-    if runtime is None:
-        runtime = load_runtime_cached(gpu.default_runtime)
-    elif isinstance(runtime, str):
-        runtime = load_runtime_cached(runtime)
-    return _plan(model, gpu, check_tp(model, tp), weight_dtype, kv_dtype, runtime)
-
-
 @lru_cache(maxsize=64)
 def load_runtime_cached(name: str) -> Runtime:
     return load_runtime(name)
 
 
-def pass_latency_s(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dtype="bf16", kv_dtype="bf16", runtime=None):
-    """GPU time in seconds of one forward pass (see module docstring); broadcasts over batch, tokens
-    and context with numpy (arrays in, array out). `runtime` None means `gpu.default_runtime`."""
-    p = _get_plan(model, gpu, tp, weight_dtype, kv_dtype, runtime)
-    _validate_shape(batch, tokens, context)
-    vector = _is_array(batch, tokens, context)
+@dataclass(frozen=True)
+class Deployment:
+    """One model served on `tp` GPUs of one kind, with its weight and KV dtypes and the engine runtime:
+    everything a pass's cost depends on besides the work it does. Build it with `Deployment.of`, which
+    checks the tp degree and dtypes and resolves the runtime once."""
+
+    model: Model
+    gpu: GPU
+    tp: int
+    weight_dtype: str
+    kv_dtype: str
+    runtime: Runtime
+
+    @classmethod
+    def of(cls, model: Model, gpu: GPU, *, tp=1, weight_dtype="bf16", kv_dtype="bf16", runtime=None) -> "Deployment":
+        """runtime: a `hardware.Runtime`, a profile name or path, or None for the GPU's default."""
+        if runtime is None or isinstance(runtime, str):
+            runtime = load_runtime_cached(runtime or gpu.default_runtime)
+        dtype_bytes(weight_dtype, "weight dtype")
+        dtype_bytes(kv_dtype, "kv dtype")
+        return cls(model, gpu, check_tp(model, tp), weight_dtype, kv_dtype, runtime)
+
+    @property
+    def plan(self) -> _Plan:
+        return _plan(self.model, self.gpu, self.tp, self.weight_dtype, self.kv_dtype, self.runtime)
+
+
+@dataclass(frozen=True)
+class PassWork:
+    """What one forward pass computes, summed over its groups of sequences (fields broadcast with numpy).
+
+    A group is `sequences` sequences each adding `tokens` new tokens on top of `context` cached ones: a
+    decode batch (tokens = 1, or gamma + 1 when verifying), one request's prefill chunk (sequences = 1,
+    context = prompt tokens already cached). Every cost term is linear in these sums, so the groups of
+    a mixed prefill/decode step add up to one pass: `PassWork.group(...) + PassWork.group(...)`."""
+
+    sequences: object
+    rows: object  # new tokens: the rows of every weight GEMM
+    kv_tokens: object  # K/V rows attention reads (context + new) and writes (new), per sequence summed
+    attention_pairs: object  # causal (query, key) pairs: tokens x (context + (tokens + 1) / 2) per sequence
+
+    @classmethod
+    def group(cls, sequences, tokens, context) -> "PassWork":
+        return cls(sequences, sequences * tokens, sequences * (context + 2.0 * tokens),
+                   sequences * tokens * (context + 0.5 * (tokens + 1.0)))
+
+    def __add__(self, other: "PassWork") -> "PassWork":
+        return PassWork(self.sequences + other.sequences, self.rows + other.rows,
+                        self.kv_tokens + other.kv_tokens, self.attention_pairs + other.attention_pairs)
+
+
+def pass_time_s(deployment: Deployment, work: PassWork):
+    """GPU time in seconds of one forward pass doing `work` (see module docstring); broadcasts over the
+    work's fields. The one function that prices a pass: steps, the simulator and every prediction call it."""
+    p = deployment.plan
+    vector = _is_array(work.sequences, work.rows, work.kv_tokens, work.attention_pairs)
     if p.weights_only_s:
-        return np.full(np.broadcast(batch, tokens, context).shape, p.weights_only_s) if vector else p.weights_only_s
+        shape = np.broadcast(work.sequences, work.rows, work.kv_tokens, work.attention_pairs).shape
+        return np.full(shape, p.weights_only_s) if vector else p.weights_only_s
     top = np.maximum if vector else max
     total = 0.0
     launch = p.launch_s
-    for _, count, t_mem, t_comp, t_fix in _terms(p, batch, tokens, context):
+    for _, count, t_mem, t_comp, t_fix in _terms(p, work):
         total = total + count * top(top(t_mem, t_comp), top(t_fix, launch))
     return total
+
+
+def pass_latency_s(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dtype="bf16", kv_dtype="bf16", runtime=None):
+    """GPU time in seconds of one forward pass of `batch` sequences, each adding `tokens` new tokens on
+    top of `context` cached ones; broadcasts over batch, tokens and context with numpy (arrays in, array
+    out). `runtime` None means `gpu.default_runtime`."""
+    deployment = Deployment.of(model, gpu, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, runtime=runtime)
+    _validate_shape(batch, tokens, context)
+    work = PassWork.group(batch, tokens, context)
+    if _is_array(batch, tokens, context):
+        return np.broadcast_to(pass_time_s(deployment, work), np.broadcast(batch, tokens, context).shape)
+    return pass_time_s(deployment, work)
 
 
 def pass_cost(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dtype="bf16", kv_dtype="bf16", runtime=None) -> PassCost:
     """`pass_latency_s` with its explanation (scalar inputs): time per operator class and per bound."""
     if _is_array(batch, tokens, context):
         raise InputError("pass_cost takes scalar batch, tokens and context; use pass_latency_s for arrays")
-    p = _get_plan(model, gpu, tp, weight_dtype, kv_dtype, runtime)
+    p = Deployment.of(model, gpu, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, runtime=runtime).plan
     _validate_shape(batch, tokens, context)
     if p.weights_only_s:
         return PassCost(p.weights_only_s, "memory", {"weights": p.weights_only_s}, {"memory": p.weights_only_s, "compute": 0.0, "overhead": 0.0})
     breakdown = {cls: 0.0 for cls in OP_CLASSES}
     breakdown["launch"] = 0.0
     bound = {"memory": 0.0, "compute": 0.0, "overhead": 0.0}
-    for cls, count, t_mem, t_comp, t_fix in _terms(p, batch, tokens, context):
+    for cls, count, t_mem, t_comp, t_fix in _terms(p, PassWork.group(batch, tokens, context)):
         gpu_s = max(t_mem, t_comp, t_fix)
         kernel_s = max(gpu_s, p.launch_s)
         breakdown[cls] += count * gpu_s

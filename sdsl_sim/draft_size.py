@@ -6,8 +6,8 @@ tokens) meets the roofline pass costs instead: for each synthetic draft size N,
 
     TPOT(N) = min over integer gamma of  step_s(B, gamma, L; N) / E[tokens](alpha(N), gamma)
 
-with step_s = gamma (draft pass + host) + verify pass of gamma + 1 tokens + host (sim.timing.PassTimer)
-and E[tokens] from Leviathan eq. 1. This is the expected-value path: for a static batch with i.i.d.
+with step_s the decode step of `step.StepPricer` (gamma draft passes + host, one verification pass of
+gamma + 1 tokens + host) and E[tokens] from Leviathan eq. 1. This is the expected-value path: for a static batch with i.i.d.
 acceptance the simulator's TPOT equals it within 1% (tests/test_sim_engine.py), and it needs no
 randomness, so a scan over dozens of draft sizes costs milliseconds.
 Drafts run unsharded by default (draft_tp = 1, like vLLM's speculative_draft_tensor_parallel_size):
@@ -26,10 +26,10 @@ from .analytic import (
     n_star,
     perplexity,
 )
-from .costs import check_memory
+from .costs import Deployment, check_memory
 from .errors import InputError
 from .models import Model, synthetic_model
-from .sim.timing import PassTimer
+from .step import StepPricer
 
 MIN_DRAFT_PARAMS = 20e6  # below this the synthetic shape rule has fewer than one useful layer
 MIN_ALPHA = 0.05  # the alpha law's fit range starts far above this; smaller drafts are not candidates
@@ -83,10 +83,9 @@ def draft_point(target: Model, draft: Model, gpu, *, train_tokens: float, tp: in
                 weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> DraftPoint:
     """TPOT of the best integer gamma (0 = plain decoding) for one draft, alpha from the SDSL law."""
     alpha = float(alpha_from_sizes(draft.params, target.params, train_tokens))
-    timer = PassTimer.from_cost_model(target, draft, gpu, tp=tp, draft_tp=draft_tp, runtime=runtime,
-                                      weight_dtype=weight_dtype, kv_dtype=kv_dtype,
-                                      max_context=int(context) + max_gamma + 1)
-    tpot_s = timer.tpot_by_gamma(batch, context, expected_tokens_per_iteration(alpha, np.arange(max_gamma + 1)))
+    dtypes = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, runtime=runtime)
+    pricer = StepPricer.of(Deployment.of(target, gpu, tp=tp, **dtypes), Deployment.of(draft, gpu, tp=draft_tp, **dtypes))
+    tpot_s = pricer.tpot_by_gamma(batch, context, expected_tokens_per_iteration(alpha, np.arange(max_gamma + 1)))
     gamma = int(np.argmin(tpot_s))
     return DraftPoint(float(draft.params), alpha, gamma, float(tpot_s[gamma]), float(tpot_s[0]))
 

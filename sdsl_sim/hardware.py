@@ -4,7 +4,9 @@ A GPU profile is one TOML file in `hardware_profiles/` (datasheet peaks plus the
 parameters of the roofline in `costs.py`); a runtime profile is one TOML file in
 `hardware_profiles/runtimes/` (host-side engine costs: CUDA graphs or not, kernel launch cost,
 per-step and per-sequence scheduling cost). Files use human units named in their keys (`_gb_s`,
-`_tflops`, `_us`, `_mb`); the loader converts them once to SI (bytes, seconds, FLOP/s).
+`_tflops`, `_us`, `_mb`); the loader converts them once to SI (bytes, seconds, FLOP/s). Memory is
+given as exactly one of `memory_gb` (decimal, 1e9 bytes) and `memory_mib` (binary, 1048576 bytes: the
+total nvidia-smi / rocm-smi report, which is what the built-in profiles use; see SOURCES.md there).
 To add a GPU, copy a file, edit the numbers and their source comments, and load it by path or name.
 """
 
@@ -28,7 +30,8 @@ _GPU_KEYS = {
     "bf16_tflops": (float, "pos", "bf16_flop_per_s", 1e12),
     "fp8_tflops": (float, "pos", "fp8_flop_per_s", 1e12),
     "hbm_bandwidth_gb_s": (float, "pos", "hbm_bandwidth_bytes_per_s", 1e9),
-    "memory_gb": (float, "pos", "memory_bytes", 1e9),
+    "memory_gb": (float, "pos", "memory_bytes", 1e9),  # decimal GB (datasheet style)
+    "memory_mib": (float, "pos", "memory_bytes", 1048576.0),  # binary MiB (the total nvidia-smi reports)
     "memory_reserve_fraction": (float, "frac0", "memory_reserve_fraction", 1.0),
     "bw_eff_max": (float, "frac", "bw_eff_max", 1.0),
     "bw_eff_half_mb": (float, "nonneg", "bw_eff_half_bytes", 1e6),
@@ -43,6 +46,8 @@ _GPU_KEYS = {
     "allreduce_latency_per_peer_us": (float, "nonneg", "allreduce_latency_per_peer_s", 1e-6),
 }
 _GPU_OPTIONAL = {"fp8_tflops": None, "description": "", "pass_model": "roofline"}
+# Keys of which a GPU profile gives exactly one (they set the same SI field).
+_GPU_ONE_OF = (("memory_gb", "memory_mib"),)
 
 _RUNTIME_KEYS = {
     "description": (str, None, "description", None),
@@ -188,7 +193,17 @@ def _convert(table: dict, keys: dict, optional: dict, label: str) -> dict:
 def load_gpu(name_or_path: str) -> GPU:
     """Load a built-in GPU profile by name (see `list_gpus()`) or a TOML file by path."""
     name, label, table = _read_toml(name_or_path, _profiles_dir(), list_gpus(), "hardware")
-    fields = _convert(table, _GPU_KEYS, _GPU_OPTIONAL, label)
+    keys = dict(_GPU_KEYS)
+    for group in _GPU_ONE_OF:
+        given = [key for key in group if key in table]
+        if len(given) != 1:
+            found = "both" if given else "neither"
+            names = " and ".join(repr(key) for key in group)
+            raise InputError(f"{label}: give exactly one of the keys {names}; found {found}")
+        for key in group:
+            if key not in given:
+                del keys[key]
+    fields = _convert(table, keys, _GPU_OPTIONAL, label)
     if fields["pass_model"] not in PASS_MODELS:
         raise InputError(f"{label}: key 'pass_model' = {fields['pass_model']!r}; expected one of {', '.join(PASS_MODELS)}")
     if fields["default_runtime"] not in list_runtimes() and not fields["default_runtime"].endswith(".toml"):

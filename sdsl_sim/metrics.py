@@ -6,6 +6,9 @@ Glossary (per request r with n_r output tokens; all times in seconds inside, `_m
   ITL    = gaps between successive deliveries to one request; tokens delivered in the same iteration
            arrive together and count as one delivery (so ITL ~ TPOT x tokens per iteration)
   E2E_r  = finished_at - arrived_at
+  queue_r = admitted_at - arrived_at (waiting for a batch slot, KV blocks and step budget)
+  goodput = requests/s whose TTFT and TPOT both meet the [slo] objectives (DistServe; vLLM's
+            `request_goodput`)
   tokens per iteration = tokens emitted per sequence per decode iteration (accepted + 1)
   acceptance_rate       = accepted / judged: the per-token acceptance estimate (the MLE of alpha under
                           i.i.d. acceptance; judged = accepted + one per rejection)
@@ -14,9 +17,12 @@ Run-level TPOT is the token-weighted mean of TPOT_r: sum_r (finished - first) / 
 the plain mean when every request has the same length. Its confidence interval uses batch means over the
 run's step sequence (valid for a single long request, where request-level replicates do not exist, and for
 batches in lock-step, whose requests are correlated): each step contributes Y = duration x sequences
-decoding and X = tokens emitted by them; sum Y / sum X is the TPOT; the steps are cut into K = 30
-contiguous batches and the ratio's standard error is the delta-method one over the batch sums, after
-removing a linear trend (t with K-2 degrees of freedom; see `ratio_ci`). Tokens per iteration and acceptance use the same batch-means ratio.
+decoding (past their first token, not finished: stalled and preempted ones included) and X = tokens
+emitted to them; sum Y / sum X is the TPOT; the steps are cut into K = 30 contiguous batches and the
+ratio's standard error is the delta-method one over the batch sums, after removing a linear trend (t with
+K-2 degrees of freedom; see `ratio_ci`). Tokens per iteration, acceptance and throughput use the same
+batch-means ratio. ITL statistics come from the run's weighted gaps (`records.ItlLog`), not from a
+per-delivery table.
 """
 
 from pathlib import Path
@@ -44,13 +50,28 @@ def request_frame(result) -> pd.DataFrame:
     return df
 
 
-def itl_s(result) -> np.ndarray:
-    """Inter-token latencies (seconds): gaps between successive deliveries to the same request."""
-    em = result.emissions
-    order = np.lexsort((em.at_s.to_numpy(), em.request_id.to_numpy()))
-    ids, at = em.request_id.to_numpy()[order], em.at_s.to_numpy()[order]
-    same = ids[1:] == ids[:-1]
-    return (at[1:] - at[:-1])[same]
+def weighted_percentile(values, weights, q):
+    """np.percentile (linear interpolation) of `values` each repeated `weights` times, without repeating."""
+    values, weights = np.asarray(values, float), np.asarray(weights, np.int64)
+    order = np.argsort(values, kind="stable")
+    values, cum = values[order], np.cumsum(weights[order])
+    if not cum.size or cum[-1] == 0:
+        return np.full(np.shape(q), np.nan)
+    h = (cum[-1] - 1) * np.asarray(q, float) / 100
+    lo = np.floor(h)
+    at = lambda i: values[np.searchsorted(cum, i, side="right")]  # noqa: E731 - the i-th expanded value
+    return at(lo) + (h - lo) * (at(np.minimum(lo + 1, cum[-1] - 1)) - at(lo))
+
+
+def weighted_mean_ci(values, weights, level=0.95):
+    """`mean_ci` of `values` each repeated `weights` times."""
+    v, w = np.asarray(values, float), np.asarray(weights, float)
+    n = w.sum()
+    if n < 2:
+        return (float(v @ w / n) if n else np.nan), np.nan, np.nan
+    mean = v @ w / n
+    half = _t_quantile(level, n - 1) * np.sqrt(w @ (v - mean) ** 2 / (n - 1) / n)
+    return mean, mean - half, mean + half
 
 
 def ratio_ci(y, x, level=0.95, batches=30):
@@ -89,24 +110,36 @@ def tpot_ci(result, level=0.95):
     """Run TPOT (s) and its batch-means interval (see module docstring)."""
     steps = result.steps
     y = (steps.ended_at_s - steps.started_at_s).to_numpy() * steps.decoding.to_numpy()
-    x = np.where(steps.kind == "decode", steps.tokens, 0)
+    x = (steps.tokens + steps.resumed).to_numpy()
     return ratio_ci(y, x, level)
 
 
-def summarize(result, level=0.95) -> dict:
-    """One flat dict of run metrics (ms for latencies, tokens/s for throughput); `_ci95` = [lo, hi]."""
+def throughput_ci(result, level=0.95):
+    """Output tokens/s over the makespan and its batch-means interval: each step contributes the tokens
+    it emitted and the time since the previous step ended (the first: since the first arrival)."""
+    steps, first = result.steps, result.requests.arrived_at_s.min()
+    ended = steps.ended_at_s.to_numpy()
+    elapsed = np.diff(ended, prepend=first)
+    return ratio_ci((steps.tokens + steps.first_tokens + steps.resumed).to_numpy(), elapsed, level)
+
+
+def summarize(result, slo=None, level=0.95) -> dict:
+    """One flat dict of run metrics (ms for latencies, tokens/s for throughput); `_ci95` = [lo, hi].
+    slo: {"ttft_ms": ..., "tpot_ms": ...} (either may be None) for goodput (DistServe: requests/s whose
+    TTFT and TPOT both meet their objectives) and the fraction of requests meeting them."""
     req = request_frame(result)
     steps = result.steps
-    decode = steps[steps.kind == "decode"]
+    decode = steps[steps.decoders > 0]
     out = {"requests": len(req), "output_tokens": int(req.output_tokens.sum()),
            "iterations": len(decode)}
     span = req.finished_at_s.max() - req.arrived_at_s.min()
     out["makespan_s"] = span
-    out["throughput_tokens_per_s"] = out["output_tokens"] / span if span > 0 else np.nan
+    rate, lo, hi = throughput_ci(result, level) if span > 0 else (np.nan,) * 3
+    out["throughput_tokens_per_s"], out["throughput_tokens_per_s_ci95"] = rate, [lo, hi]
 
     tpot, lo, hi = tpot_ci(result, level)
     out["tpot_ms"], out["tpot_ms_ci95"] = 1e3 * tpot, [1e3 * lo, 1e3 * hi]
-    for name, values in (("tpot", req.tpot_s), ("ttft", req.ttft_s), ("e2e", req.e2e_s), ("itl", itl_s(result))):
+    for name, values in (("tpot", req.tpot_s), ("ttft", req.ttft_s), ("e2e", req.e2e_s), ("queue", req.queue_s)):
         values = np.asarray(values, float)
         values = values[np.isfinite(values)]
         if name != "tpot":
@@ -114,15 +147,35 @@ def summarize(result, level=0.95) -> dict:
             out[f"{name}_ms"], out[f"{name}_ms_ci95"] = 1e3 * m, [1e3 * l, 1e3 * h]
         for p in PERCENTILES:
             out[f"{name}_ms_p{p}"] = 1e3 * np.percentile(values, p) if values.size else np.nan
+    gaps, counts = result.itl.gap_s.to_numpy(), result.itl["count"].to_numpy()
+    m, l, h = weighted_mean_ci(gaps, counts, level)
+    out["itl_ms"], out["itl_ms_ci95"] = 1e3 * m, [1e3 * l, 1e3 * h]
+    for p, value in zip(PERCENTILES, weighted_percentile(gaps, counts, PERCENTILES)):
+        out[f"itl_ms_p{p}"] = 1e3 * value
 
-    tpi, lo, hi = ratio_ci(decode.tokens, decode.batch, level)
+    slo = slo or {}
+    if slo.get("ttft_ms") is None and slo.get("tpot_ms") is None:
+        out["request_goodput"] = out["slo_attainment"] = np.nan
+    else:
+        meets = np.ones(len(req), bool)
+        if slo.get("ttft_ms") is not None:
+            meets &= (req.ttft_s <= slo["ttft_ms"] / 1e3).to_numpy()
+        if slo.get("tpot_ms") is not None:  # a one-token request has no TPOT to miss
+            meets &= ~(req.tpot_s > slo["tpot_ms"] / 1e3).to_numpy()
+        out["request_goodput"] = meets.sum() / span if span > 0 else np.nan
+        out["slo_attainment"] = meets.mean()
+    out["preemptions"] = int(req.preemptions.sum())
+    out["kv_tokens_peak"] = int(steps.kv_tokens.max()) if len(steps) else 0
+    out["kv_token_budget"] = result.kv_token_budget
+
+    tpi, lo, hi = ratio_ci(decode.tokens, decode.decoders, level)
     out["mean_tokens_per_iteration"], out["mean_tokens_per_iteration_ci95"] = tpi, [lo, hi]
     acc, lo, hi = ratio_ci(decode.accepted, decode.judged, level)
     out["acceptance_rate"], out["acceptance_rate_ci95"] = acc, [lo, hi]
-    proposed = (decode.gamma * decode.batch).sum()
+    proposed = (decode.gamma * decode.decoders).sum()
     out["draft_acceptance_rate"] = decode.accepted.sum() / proposed if proposed else np.nan
-    out["mean_gamma"] = (decode.gamma * decode.batch).sum() / decode.batch.sum() if len(decode) else np.nan
-    out["mean_batch"] = decode.batch.mean() if len(decode) else np.nan
+    out["mean_gamma"] = (decode.gamma * decode.decoders).sum() / decode.decoders.sum() if len(decode) else np.nan
+    out["mean_batch"] = decode.decoders.mean() if len(decode) else np.nan
     for part in ("draft", "verify", "prefill"):
         out[f"time_{part}_s"] = float(steps[f"{part}_s"].sum())
     out["accepted_length_histogram"] = result.accepted_hist.tolist()
@@ -131,16 +184,19 @@ def summarize(result, level=0.95) -> dict:
 
 
 def write_parquet(result, out_dir) -> dict:
-    """Write requests (with latencies), steps, emissions and the histogram as parquet files in out_dir."""
+    """Write requests (with latencies), steps, inter-token gaps, emissions (when the run kept them) and the
+    histogram as parquet files in out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frames = {
         "requests": request_frame(result),
         "steps": result.steps,
-        "emissions": result.emissions,
+        "itl": result.itl,
         "accepted_hist": pd.DataFrame({"accepted": np.arange(result.accepted_hist.size),
                                        "count": result.accepted_hist}),
     }
+    if result.emissions is not None:
+        frames["emissions"] = result.emissions
     paths = {}
     for name, frame in frames.items():
         paths[name] = out / f"{name}.parquet"

@@ -1,6 +1,7 @@
-"""Scenario files: schema, validation, overrides, and evaluating a scenario into one flat row of metrics.
+"""Scenario files: schema and validation (nothing here loads models or runs anything; `sim.setup`
+turns a validated scenario into a runnable one and `sim.run.evaluate` evaluates it into one row).
 
-A scenario is a TOML file of five tables; every key is optional and has the default shown. A sweep axis
+A scenario is a TOML file of up to seven tables; every key is optional and has the default shown. A sweep axis
 names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_point` applies such keys.
 
     [run]
@@ -23,14 +24,29 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     flops_scale = 1.0
     memory_scale = 1.0
     link_scale = 1.0
+    memory_reserve_fraction = (profile)  # memory kept free per GPU, in [0, 1): vLLM's
+                              #   gpu_memory_utilization 0.9 = reserve 0.1 (of the driver-reported total)
     [workload]
-    arrival = "static"        # "static" (all at t = 0), "poisson" (rate_per_s), "closed" (concurrency)
-    requests = 16             # requests in the run
+    arrival = "static"        # "static" (all at t = 0), "poisson" (rate_per_s), "closed" (concurrency),
+                              #   "trace" (instants and lengths from `trace`)
+    requests = 16             # requests in the run (with a trace: default its length, at most its length)
     batch = 8                 # maximum running batch (continuous batching; KV memory may admit fewer)
-    prompt_tokens = 1024      # prompt length = context at the start of decoding (alias: context)
-    output_tokens = 256       # tokens generated per request (the first comes from the prefill)
+    prompt_tokens = 1024      # prompt length (alias: context): an integer or a distribution table,
+                              #   {dist = "uniform", low = L, high = H}, {dist = "lognormal", median = M,
+                              #   sigma = S, max = X}, {dist = "empirical", values = [...]}
+    output_tokens = 256       # tokens generated per request (the first comes from the prefill); same forms
     rate_per_s = 1.0          # poisson arrival rate, requests per second
     concurrency = batch       # closed loop: requests in flight
+    trace = (none)            # CSV or JSONL, relative to this file: arrival_s, prompt_tokens, output_tokens
+                              #   (or the Azure trace's TIMESTAMP, ContextTokens, GeneratedTokens)
+    [scheduler]
+    chunked_prefill = true    # prefill in chunks mixed into decode steps (vLLM V1); false: a prefill
+                              #   step of its own stalls the running batch
+    max_num_batched_tokens = 2048  # token budget of one step (chunked prefill); a speculating sequence
+                              #   counts gamma + 1 tokens; at least workload.batch
+    kv_allocation = "paged"   # "paged": blocks as sequences grow, recompute preemption when none is free;
+                              #   "reserve": a request's full prompt + output reserved at admission
+    block_size = 16           # tokens per KV block (paged)
     [decoding]
     gamma = "auto"            # draft tokens per iteration: an integer >= 0 (0 = plain decoding),
                               #   "auto" (analytic optimum for the current pass costs) or "adaptive"
@@ -41,8 +57,12 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     prefix_probs = []         # profile: r_i = P(first i drafts accepted), non-increasing, each in (0, 1)
     adaptive_weight = 0.1     # EWMA weight of each block's observed acceptance ("adaptive")
     adaptive_horizon = 16     # iterations between "adaptive" decisions
+    disable_above_batch = (none)  # plain decoding while more sequences than this decode (vLLM V0's
+                              #   speculative_disable_by_batch_size)
+    [slo]                     # service-level objectives for goodput (DistServe): requests/s meeting both
+    ttft_ms = (none)          # time to first token, ms
+    tpot_ms = (none)          # time per output token, ms
 
-`evaluate(scenario, seed)` returns one flat dict of scalars; see `evaluate`'s docstring.
 """
 
 import copy
@@ -54,12 +74,15 @@ from .analytic import DEFAULT_TRAIN_TOKENS
 from .errors import InputError
 from .tomlfile import read_toml
 from .units import parse_count
+from .workload import parse_length
 
 DEFAULT_SCENARIO = "default"
 _NUM = (int, float)
 _POS = ("> 0", lambda v: v > 0)
 _COUNT = ("an integer >= 1", lambda v: v >= 1)
 _UNIT = ("in the open interval (0, 1)", lambda v: 0 < v < 1)
+_RESERVE = ("a fraction in [0, 1)", lambda v: 0 <= v < 1)
+_LENGTH = (int, dict)  # an integer or a distribution table, checked by workload.parse_length
 
 # table -> key -> (accepted types, (description of range, check) or allowed strings, default)
 SCHEMA = {
@@ -85,15 +108,23 @@ SCHEMA = {
         "flops_scale": (_NUM, _POS, 1.0),
         "memory_scale": (_NUM, _POS, 1.0),
         "link_scale": (_NUM, _POS, 1.0),
+        "memory_reserve_fraction": (_NUM, _RESERVE, None),
     },
     "workload": {
-        "arrival": (str, ("static", "poisson", "closed"), "static"),
-        "requests": (int, _COUNT, 16),
+        "arrival": (str, ("static", "poisson", "closed", "trace"), "static"),
+        "requests": (int, _COUNT, None),
         "batch": (int, _COUNT, 8),
-        "prompt_tokens": (int, _COUNT, 1024),
-        "output_tokens": (int, _COUNT, 256),
+        "prompt_tokens": (_LENGTH, None, 1024),
+        "output_tokens": (_LENGTH, None, 256),
         "rate_per_s": (_NUM, _POS, 1.0),
         "concurrency": (int, _COUNT, None),
+        "trace": (str, None, None),
+    },
+    "scheduler": {
+        "chunked_prefill": (bool, None, True),
+        "max_num_batched_tokens": (int, _COUNT, 2048),
+        "kv_allocation": (str, ("paged", "reserve"), "paged"),
+        "block_size": (int, _COUNT, 16),
     },
     "decoding": {
         "gamma": ((int, str), None, "auto"),
@@ -104,6 +135,11 @@ SCHEMA = {
         "prefix_probs": (list, None, []),
         "adaptive_weight": (_NUM, ("in (0, 1]", lambda v: 0 < v <= 1), 0.1),
         "adaptive_horizon": (int, _COUNT, 16),
+        "disable_above_batch": (int, _COUNT, None),
+    },
+    "slo": {
+        "ttft_ms": (_NUM, _POS, None),
+        "tpot_ms": (_NUM, _POS, None),
     },
 }
 _ALIASES = {("workload", "context"): "prompt_tokens"}
@@ -119,7 +155,8 @@ class Scenario:
 
 def _type_name(types) -> str:
     types = types if isinstance(types, tuple) else (types,)
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list"}
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false",
+             dict: "a table"}
     return " or ".join(names[t] for t in types)
 
 
@@ -127,7 +164,7 @@ def _check_value(source, table, key, value):
     types, rule, _ = SCHEMA[table][key]
     where = f"{source}: key '{table}.{key}'"
     ok_types = types if isinstance(types, tuple) else (types,)
-    if isinstance(value, bool) or not isinstance(value, ok_types):
+    if (isinstance(value, bool) and bool not in ok_types) or not isinstance(value, ok_types):
         raise InputError(f"{where} = {value!r}; expected {_type_name(types)}")
     if isinstance(rule, tuple) and isinstance(rule[0], str) and callable(rule[1]):
         if not rule[1](value):
@@ -136,8 +173,10 @@ def _check_value(source, table, key, value):
         raise InputError(f"{where} = {value!r}; expected one of {', '.join(map(repr, rule))}")
 
 
-def scenario_from_dict(data: dict, source: str = "<dict>") -> Scenario:
-    """Validate a nested scenario dict (as read from TOML); errors name `source` and the key."""
+def scenario_from_dict(data: dict, source: str = "<dict>", base_dir=None) -> Scenario:
+    """Validate a nested scenario dict (as read from TOML); errors name `source` and the key.
+    base_dir: the folder a relative `workload.trace` path is read from (default: the working folder);
+    the config holds the trace's absolute path."""
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a table of {', '.join(SCHEMA)}")
     config = {table: {key: copy.deepcopy(spec[2]) for key, spec in keys.items()} for table, keys in SCHEMA.items()}
@@ -147,18 +186,22 @@ def scenario_from_dict(data: dict, source: str = "<dict>") -> Scenario:
         if not isinstance(values, dict):
             raise InputError(f"{source}: '{table}' must be a table of keys; got {values!r}")
         for key, value in values.items():
+            alias = key
             key = _ALIASES.get((table, key), key)
+            if alias != key and key in values:
+                raise InputError(f"{source}: keys '{table}.{alias}' and '{table}.{key}' both given; "
+                                 "expected one (they are the same key)")
             if key not in SCHEMA[table]:
                 raise InputError(f"{source}: key '{table}.{key}' unknown; expected one of "
                                  f"{', '.join(SCHEMA[table])}")
             _check_value(source, table, key, value)
             config[table][key] = value
-    _check_relations(config, data, source)
+    _check_relations(config, data, source, base_dir)
     return Scenario(config=config, source=source)
 
 
-def _check_relations(config, data, source):
-    model, dec = config["model"], config["decoding"]
+def _check_relations(config, data, source, base_dir):
+    model, dec, wl = config["model"], config["decoding"], config["workload"]
     for role in ("target", "draft"):
         if role in data.get("model", {}) and f"{role}_params" in data.get("model", {}):
             raise InputError(f"{source}: keys 'model.{role}' and 'model.{role}_params' both given; "
@@ -178,54 +221,28 @@ def _check_relations(config, data, source):
             raise InputError(f"{source}: key 'decoding.prefix_probs' = {r!r}; expected a non-empty, "
                              "non-increasing list of probabilities in (0, 1)")
         dec["prefix_probs"] = list(map(float, r))
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """What a scenario names, loaded: models.Model target and draft (None when not asked for), the
-    hardware.GPU with the what-if scales applied, and the hardware.Runtime."""
-
-    target: object
-    draft: object
-    gpu: object
-    runtime: object
-
-
-def resolve(scenario: Scenario, draft: bool = True) -> Resolved:
-    """Load the scenario's models, GPU and runtime and check that one request fits in memory, so that a
-    bad name, dtype or tp is reported before anything runs, naming the source and the key."""
-    from .costs import check_memory, check_tp
-    from .hardware import load_gpu, load_runtime, scale_gpu
-    from .models import dtype_bytes, load_model, synthetic_model
-
-    cfg, source = scenario.config, scenario.source
-
-    def load(key, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            raise InputError(f"{source}: key '{key}': {exc}") from None
-
-    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
-    models = {}
-    for role in ("target", "draft") if draft else ("target",):
-        params = m[f"{role}_params"]
-        models[role] = (load(f"model.{role}_params", synthetic_model, params) if params is not None
-                        else load(f"model.{role}", load_model, m[role]))
-    if draft and models["draft"].params >= models["target"].params:
-        raise InputError(f"{source}: draft {models['draft'].name} ({models['draft'].params:.3g} params) must be "
-                         f"smaller than target {models['target'].name} ({models['target'].params:.3g} params)")
-    for key in ("weight_dtype", "kv_dtype"):
-        load(f"model.{key}", dtype_bytes, m[key], key.replace("_", " "))
-    gpu = scale_gpu(load("hardware.name", load_gpu, hw["name"]), bandwidth=hw["bandwidth_scale"],
-                    flops=hw["flops_scale"], memory=hw["memory_scale"], link=hw["link_scale"])
-    runtime = load("hardware.runtime", load_runtime, hw["runtime"] or gpu.default_runtime)
-    if draft:
-        load("hardware.draft_tp", check_tp, models["draft"], hw["draft_tp"])
-    load("hardware.tp", check_memory, list(models.values()), gpu, batch=1,
-         context=wl["prompt_tokens"] + wl["output_tokens"], tp=hw["tp"], weight_dtype=m["weight_dtype"],
-         kv_dtype=m["kv_dtype"])
-    return Resolved(models["target"], models.get("draft"), gpu, runtime)
+    for key in ("prompt_tokens", "output_tokens"):
+        parse_length(wl[key], f"{source}: key 'workload.{key}'")
+    given = data.get("workload", {})
+    if (wl["arrival"] == "trace") != (wl["trace"] is not None):
+        raise InputError(f"{source}: key 'workload.trace' = {wl['trace']!r} with workload.arrival = "
+                         f"{wl['arrival']!r}; expected a trace path exactly when arrival = 'trace'")
+    if wl["trace"] is not None:
+        if not wl["trace"].strip():
+            raise InputError(f"{source}: key 'workload.trace' = ''; expected a CSV or JSONL path")
+        for key in ("prompt_tokens", "output_tokens", "rate_per_s", "concurrency"):
+            # A sweep point repeats every default, so only a value other than the default conflicts.
+            if key in given and given[key] != SCHEMA["workload"][key][2]:
+                raise InputError(f"{source}: key 'workload.{key}' given with a trace; expected the trace's own "
+                                 "lengths and instants (remove the key)")
+        wl["trace"] = str((Path(base_dir) if base_dir is not None else Path.cwd()).joinpath(wl["trace"]).resolve())
+    elif wl["requests"] is None:
+        wl["requests"] = 16
+    sched = config["scheduler"]
+    if sched["chunked_prefill"] and sched["max_num_batched_tokens"] < wl["batch"]:
+        raise InputError(f"{source}: key 'scheduler.max_num_batched_tokens' = {sched['max_num_batched_tokens']}; "
+                         f"expected at least workload.batch = {wl['batch']} (every running sequence needs a "
+                         "token of the step's budget, as vLLM requires)")
 
 
 def scenarios_dir() -> Path:
@@ -245,19 +262,4 @@ def load_scenario(path_or_name: str | None = None) -> Scenario:
         path, label = embedded, f"scenarios/{embedded.name}"
     else:
         label = text
-    return scenario_from_dict(read_toml(path, label), source=label)
-
-
-def evaluate(scenario: Scenario, seed: int) -> dict:
-    """Evaluate a scenario into one flat dict of scalar metrics.
-
-    Keys: method ("simulated" or "analytic"), alpha, gamma (the most used), mean_gamma, cost_ratio,
-    tpot_ms, tpot_ms_ci95_lo/hi, throughput_tokens_per_s, speedup_vs_autoregressive (+ _ci95_lo/hi),
-    mean_tokens_per_iteration, acceptance_rate, draft_acceptance_rate, ttft_ms, e2e_ms, itl_ms and their
-    _p50/_p90/_p99, output_tokens, iterations, baseline_iterations, baseline_tpot_ms,
-    baseline_throughput_tokens_per_s, time_draft_s, time_verify_s, time_prefill_s, predicted_tpot_ms
-    (the expected-value prediction), sim_wall_s. Analytic rows carry NaN where only a simulation knows.
-    """
-    from .sim.run import run_scenario
-
-    return run_scenario(scenario, seed).row()
+    return scenario_from_dict(read_toml(path, label), source=label, base_dir=path.parent)

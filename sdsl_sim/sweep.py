@@ -14,8 +14,8 @@ end with exactly the rows of an uninterrupted one.
 
 This module owns the schema, the expansion, the seeds and `run_sweep`; `executors.py` runs the points
 (local processes or a dask.distributed cluster) and `store.py` keeps the results. Turning a point into a config and evaluating it are injected
-(`prepare_point`, `evaluate_point(config, seed) -> dict`); the defaults use `scenario.py`, and the
-file's `evaluate` key picks what a point computes: "scenario" (default: `scenario.evaluate`, simulated
+(`prepare_point`, `evaluate_point(config, seed) -> dict`); the defaults use `sim.run`, and the
+file's `evaluate` key picks what a point computes: "scenario" (default: `sim.run.evaluate`, simulated
 or expected-value per the scenario's run.method) or "nstar" (the hardware-aware optimal draft size).
 """
 
@@ -33,7 +33,9 @@ import numpy as np
 
 from . import __version__, executors, store
 from .errors import InputError
-from .scenario import DEFAULT_SCENARIO, evaluate, resolve, scenario_from_dict, scenarios_dir
+from .scenario import DEFAULT_SCENARIO, scenario_from_dict, scenarios_dir
+from .sim.run import evaluate
+from .sim.setup import resolve
 from .tomlfile import read_toml
 
 _SWEEP_KEYS = ("description", "base", "evaluate", "replicates", "base_seed", "seeds", "axes", "zip")

@@ -8,7 +8,7 @@ from sdsl_sim.cli import main
 
 KEYS = ("tpot_ms", "tpot_ms_ci95", "throughput_tokens_per_s", "mean_tokens_per_iteration", "acceptance_rate",
         "speedup_vs_autoregressive", "gamma", "alpha", "output_tokens", "iterations", "baseline_iterations",
-        "sim_wall_s")
+        "throughput_speedup", "throughput_speedup_ci95", "e2e_speedup", "e2e_speedup_ci95", "sim_wall_s")
 
 
 def run_json(capsys, *argv):
@@ -47,14 +47,27 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
 def test_run_default_prints_summary_table(capsys):
     assert main(["run"]) == 0
     out = capsys.readouterr().out
-    for label in ("TPOT", "speedup vs plain", "throughput", "TTFT p50/p90/p99", "time split"):
-        assert label in out
+    for label in ("TPOT", "speedup vs plain", "throughput", "TTFT p50/p90/p99", "time split", "scheduler",
+                  "chunked prefill, 2048 tokens per step; paged KV", "queueing p50/p99", "KV cache", "preemptions"):
+        assert label in out, label
+    assert "goodput" not in out  # the default scenario has no [slo] table
+
+
+def test_run_prints_goodput_with_an_slo_table(capsys, tmp_path):
+    path = tmp_path / "slo.toml"
+    path.write_text('[workload]\nrequests = 4\nbatch = 4\noutput_tokens = 32\n'
+                    '[scheduler]\nchunked_prefill = false\nkv_allocation = "reserve"\n[slo]\nttft_ms = 1e6\n')
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "prefill steps stall the batch; reserve KV" in out
+    assert "requests/s meet the SLO (100.0% of requests" in out
 
 
 def test_run_json_and_parquet(capsys, tmp_path):
     out = run_json(capsys, "run", "default", "--seed", "3", "--out", str(tmp_path))
     assert out["seed"] == 3 and out["method"] == "simulated"
-    assert (tmp_path / "steps.parquet").is_file() and (tmp_path / "baseline" / "requests.parquet").is_file()
+    for name in ("requests", "steps", "itl", "emissions", "accepted_hist"):  # --out keeps the emissions
+        assert (tmp_path / f"{name}.parquet").is_file() and (tmp_path / "baseline" / f"{name}.parquet").is_file()
 
 
 def test_validate_small_grid(capsys):

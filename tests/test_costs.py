@@ -17,7 +17,6 @@ from sdsl_sim.costs import (
 from sdsl_sim.errors import InputError
 from sdsl_sim.hardware import load_gpu, load_runtime, scale_gpu
 from sdsl_sim.models import kv_bytes_per_token, load_model
-from sdsl_sim.sim.run import _kv_token_budget
 
 A100, H100 = "a100-80gb-sxm", "h100-sxm"
 
@@ -175,7 +174,9 @@ def test_scaled_bandwidth_speeds_memory_bound_pass():
 
 def test_memory_check_refuses_70b_on_one_a100():
     m, gpu = load_model("llama-3.1-70b"), load_gpu(A100)
-    with pytest.raises(InputError, match=r"short by [0-9.]+ GB; use tp >= 2") as info:
+    # bf16 weights + one 2048-token KV cache, less 90% of the profile's 81920 MiB (driver-reported total)
+    short_gb = (m.params * 2.0 + 2048 * kv_bytes_per_token(m, "bf16") - 0.9 * 81920 * 2**20) / 1e9
+    with pytest.raises(InputError, match=rf"short by {short_gb:.1f} GB; use tp >= 2") as info:
         check_memory([m], gpu, batch=1, context=2048)
     assert "a100-80gb-sxm" in str(info.value) and "llama-3.1-70b" in str(info.value)
     check_memory([m], gpu, batch=1, context=2048, tp=2)
@@ -263,20 +264,56 @@ def test_kv_token_capacity_edges():
         kv_token_capacity([m], load_gpu(A100), tp=3)
 
 
-def test_kv_token_budget_uses_the_closed_form():
-    ms, gpu, dtypes = [load_model("llama-3.1-70b"), load_model("llama-3.2-1b")], load_gpu(A100), {}
-    cap = kv_token_capacity(ms, gpu, tp=4)
+def _budget_scenario(**hardware):
+    from sdsl_sim.scenario import scenario_from_dict
+
+    return scenario_from_dict({"model": {"target": "llama-3.1-70b", "draft": "llama-3.2-1b"},
+                               "hardware": {"name": A100, "tp": 4, **hardware},
+                               "workload": {"requests": 2, "batch": 2, "prompt_tokens": 512, "output_tokens": 64}})
+
+
+def test_kv_token_budget_is_the_uncapped_closed_form_and_the_baseline_gets_more():
+    import dataclasses
+
+    from sdsl_sim.sim.setup import draw_workloads, setup
+
+    target, draft, gpu = load_model("llama-3.1-70b"), load_model("llama-3.2-1b"), load_gpu(A100)
+    s = setup(_budget_scenario())
+    cap = kv_token_capacity([target, draft], gpu, tp=4)
     assert 4096 < cap < 10**9
-    assert _kv_token_budget(ms, gpu, 4, 10**9, dtypes) == float(int(cap))  # memory-limited
-    assert _kv_token_budget(ms, gpu, 4, 8192, dtypes) == 8192.0  # capped at the limit
-    assert _kv_token_budget(ms, load_gpu("ideal"), 1, 8192, dtypes) == float("inf")
+    assert s.kv_token_budget == cap  # memory-limited, not capped at what the workload needs
+    assert s.kv_token_budget > 2 * (512 + 64)
+    # the baseline loads no draft model: its KV cache holds the draft's weights' worth of tokens more
+    assert s.base_kv_token_budget == kv_token_capacity([target], gpu, tp=4) > s.kv_token_budget
+    spec_w, base_w = draw_workloads(s, np.random.default_rng(0), np.random.default_rng(1))
+    assert (spec_w.kv_token_budget, base_w.kv_token_budget) == (s.kv_token_budget, s.base_kv_token_budget)
+    # the scenario's memory reserve reaches the budget
+    reserved = setup(_budget_scenario(memory_reserve_fraction=0.2)).kv_token_budget
+    assert reserved == kv_token_capacity([target, draft], dataclasses.replace(gpu, memory_reserve_fraction=0.2),
+                                         tp=4) < cap
+    assert setup(_budget_scenario(name="ideal", tp=1)).kv_token_budget == float("inf")
 
 
 def test_one_request_longer_than_the_kv_capacity_is_refused_when_the_scenario_is_resolved():
-    from sdsl_sim.scenario import resolve, scenario_from_dict
+    from sdsl_sim.scenario import scenario_from_dict
+    from sdsl_sim.sim.setup import resolve
 
     cap = kv_token_capacity([load_model("llama-3.1-70b"), load_model("llama-3.2-1b")], load_gpu(A100), tp=4)
-    scenario = scenario_from_dict({"hardware": {"name": A100, "tp": 4},
-                                   "workload": {"prompt_tokens": int(cap) - 9, "output_tokens": 10}}, source="s.toml")
+
+    def scenario(prompt_tokens, **scheduler):
+        return scenario_from_dict({"hardware": {"name": A100, "tp": 4}, "scheduler": scheduler,
+                                   "workload": {"prompt_tokens": prompt_tokens, "output_tokens": 10}}, source="s.toml")
+
     with pytest.raises(InputError, match="s.toml: key 'hardware.tp': .* short by"):  # check_memory's message
-        resolve(scenario)
+        resolve(scenario(int(cap) - 9))
+    # The request is checked at its longest plus the largest lookahead (max_gamma 16 by default: 17 slots),
+    # in whole 16-token blocks when paged: the longest prompt that fits ends its last block at or below cap.
+    lookahead, block = 16 + 1, 16
+    fits = int(cap) // block * block - lookahead - 10
+    assert resolve(scenario(fits)).longest_tokens == fits + 10
+    with pytest.raises(InputError, match="short by"):
+        resolve(scenario(fits + 1))  # one more token needs one more block
+    # reserving whole requests, there are no blocks: the boundary is the token count itself
+    resolve(scenario(int(cap) - lookahead - 10, kv_allocation="reserve"))
+    with pytest.raises(InputError, match="short by"):
+        resolve(scenario(int(cap) - lookahead - 9, kv_allocation="reserve"))

@@ -1,5 +1,6 @@
 """GPU and runtime profiles: loading, SI conversion, validation messages, what-if scaling."""
 
+import re
 from importlib.resources import files
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_builtin_profiles_all_load():
 def test_loader_converts_to_si_once():
     gpu = load_gpu("a100-80gb-sxm")
     assert gpu.hbm_bandwidth_bytes_per_s == pytest.approx(2039e9)
-    assert gpu.memory_bytes == pytest.approx(80e9)
+    assert gpu.memory_bytes == 81920 * 1048576  # memory_mib: the total nvidia-smi reports (binary MiB)
     assert gpu.bf16_flop_per_s == pytest.approx(312e12)
     assert gpu.fp8_flop_per_s is None  # A100 has no FP8 tensor cores
     assert load_gpu("h100-sxm").fp8_flop_per_s == pytest.approx(1979e12)
@@ -83,7 +84,8 @@ def test_user_profile_by_path(tmp_path):
 
 @pytest.mark.parametrize("edit,message", [
     (lambda t: t + "\nhbm_bw = 3.0\n", "key 'hbm_bw' unknown; expected one of"),
-    (lambda t: t.replace("memory_gb = 80.0", 'memory_gb = "80"'), "key 'memory_gb' must be a float"),
+    (lambda t: t.replace("memory_mib = 81920", 'memory_mib = "81920"'), "key 'memory_mib' must be a float"),
+    (lambda t: t.replace("memory_mib = 81920", "memory_mib = 0"), "key 'memory_mib' = 0.0; expected a positive"),
     (lambda t: t.replace("bf16_tflops = 312.0", "bf16_tflops = 0.0"), "key 'bf16_tflops' = 0.0; expected a positive"),
     (lambda t: t.replace("bw_eff_max = 0.823", "bw_eff_max = 1.5"), "key 'bw_eff_max' = 1.5; expected a fraction"),
     (lambda t: t.replace("kernel_floor_us = 5.0", "kernel_floor_us = -1.0"), "key 'kernel_floor_us' = -1.0"),
@@ -96,6 +98,48 @@ def test_profile_validation_names_file_and_key(tmp_path, edit, message):
     with pytest.raises(InputError, match=message) as info:
         load_gpu(str(path))
     assert str(path) in str(info.value)
+
+
+def test_memory_mib_is_binary_mebibytes(tmp_path):
+    path = _copy_profile(tmp_path, lambda t: t.replace("memory_mib = 81920", "memory_mib = 81559"))
+    assert load_gpu(str(path)).memory_bytes == 81559 * 1048576  # exactly, not 81559e6 or 81.559e9
+
+
+def test_memory_gb_still_accepted_for_user_profiles(tmp_path):
+    path = _copy_profile(tmp_path, lambda t: t.replace("memory_mib = 81920", "memory_gb = 80.0"))
+    assert load_gpu(str(path)).memory_bytes == pytest.approx(80e9)
+
+
+@pytest.mark.parametrize("edit,found", [
+    (lambda t: t.replace("memory_mib = 81920", "memory_mib = 81920\nmemory_gb = 80.0"), "both"),
+    (lambda t: t.replace("memory_mib = 81920", ""), "neither"),
+])
+def test_exactly_one_memory_key(tmp_path, edit, found):
+    path = _copy_profile(tmp_path, edit)
+    with pytest.raises(InputError) as info:
+        load_gpu(str(path))
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert "'memory_gb'" in message and "'memory_mib'" in message
+    assert found in message
+
+
+def _datasheet_gb(description):
+    """The decimal-GB figure in a profile's description ("NVIDIA H100 SXM5 80GB" -> 80.0), or None."""
+    match = re.search(r"(\d+(?:\.\d+)?)\s*GB", description)
+    return float(match.group(1)) if match else None
+
+
+@pytest.mark.parametrize("name", sorted(set(list_gpus()) - {"ideal"}))  # ideal: no real memory
+def test_memory_at_least_datasheet_figure(name):
+    # The driver-reported total (binary MiB) is never below the datasheet's decimal GB figure:
+    # "80 GB" on an H100 is 81559 MiB = 85.5e9 bytes, not 80e9.
+    gpu = load_gpu(name)
+    datasheet_gb = _datasheet_gb(gpu.description)
+    if datasheet_gb is None:
+        pytest.skip(f"{name}: no NNGB figure in the description {gpu.description!r}")
+    assert gpu.memory_bytes >= datasheet_gb * 1e9
 
 
 def test_missing_profile_file():

@@ -3,33 +3,45 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fixed_workload, flat, stand_in_timer
 
-from sdsl_sim.metrics import itl_s, mean_ci, ratio_ci, request_frame, summarize, write_parquet
+from sdsl_sim.metrics import (
+    mean_ci,
+    ratio_ci,
+    request_frame,
+    summarize,
+    weighted_mean_ci,
+    weighted_percentile,
+    write_parquet,
+)
 from sdsl_sim.sim.acceptance import IidAcceptance
-from sdsl_sim.sim.engine import Workload, simulate
+from sdsl_sim.sim.engine import simulate
 from sdsl_sim.sim.policies import FixedGamma
-from sdsl_sim.sim.records import SimResult
-from sdsl_sim.sim.timing import PassTimer
+from sdsl_sim.sim.records import REQUEST_COLUMNS, STEP_COLUMNS, STEP_KINDS, SimResult
 
 
 def tiny_result():
-    """One request: arrives 0, first token 1.0, then deliveries of 2 tokens at 1.5 and 1 token at 2.5."""
+    """One request: arrives 0, admitted 0.2, first token 1.0 (its prefill step), then deliveries of 2 tokens
+    at 1.5 and 1 token at 2.5 (inter-token gaps 0.5 and 1.0)."""
     requests = pd.DataFrame({"request_id": [0], "arrived_at_s": [0.0], "admitted_at_s": [0.2],
                              "first_token_at_s": [1.0], "finished_at_s": [2.5], "prompt_tokens": [8],
-                             "output_tokens": [4], "alpha": [0.5]})
+                             "output_tokens": [4], "preemptions": [0], "alpha": [0.5]})
     emissions = pd.DataFrame({"request_id": [0, 0, 0], "at_s": [1.0, 1.5, 2.5], "tokens": [1, 2, 1]})
-    steps = pd.DataFrame({"kind": pd.Categorical(["prefill", "decode", "decode"]), "started_at_s": [0.2, 1.0, 1.5],
-                          "ended_at_s": [1.0, 1.5, 2.5], "batch": [1, 1, 1], "decoding": [0, 1, 1],
-                          "gamma": [0, 2, 2], "draft_s": [0, 0.1, 0.2], "verify_s": [0, 0.4, 0.8],
-                          "prefill_s": [0.8, 0, 0], "tokens": [1, 2, 1], "accepted": [0, 1, 0], "judged": [0, 2, 1]})
-    return SimResult(requests, steps, emissions, np.array([1, 1, 0]), 0.0)
+    steps = pd.DataFrame({"kind": pd.Categorical.from_codes([1, 0, 0], STEP_KINDS), "started_at_s": [0.2, 1.0, 1.5],
+                          "ended_at_s": [1.0, 1.5, 2.5], "decoders": [0, 1, 1], "prefills": [1, 0, 0],
+                          "decoding": [0, 1, 1], "gamma": [0, 2, 2], "draft_s": [0, 0.1, 0.2],
+                          "verify_s": [0, 0.4, 0.8], "prefill_s": [0.8, 0, 0], "tokens": [0, 2, 1],
+                          "prefill_tokens": [8, 0, 0], "first_tokens": [1, 0, 0], "resumed": [0, 0, 0],
+                          "accepted": [0, 1, 0], "judged": [0, 2, 1], "kv_tokens": [16, 16, 16]})
+    itl = pd.DataFrame({"gap_s": [0.5, 1.0], "count": [1, 1]})
+    assert tuple(requests.columns) == REQUEST_COLUMNS and tuple(steps.columns) == STEP_COLUMNS
+    return SimResult(requests, steps, itl, emissions, np.array([1, 1, 0]), 4096.0, 0.0)
 
 
 def test_request_latencies_by_definition():
     r = request_frame(tiny_result()).iloc[0]
     assert r.ttft_s == 1.0 and r.e2e_s == 2.5 and r.queue_s == pytest.approx(0.2)
     assert r.tpot_s == pytest.approx(1.5 / 3)
-    np.testing.assert_allclose(itl_s(tiny_result()), [0.5, 1.0])
 
 
 def test_summary_of_tiny_run():
@@ -39,6 +51,38 @@ def test_summary_of_tiny_run():
     assert s["acceptance_rate"] == pytest.approx(1 / 3)
     assert s["draft_acceptance_rate"] == pytest.approx(1 / 4)
     assert s["time_prefill_s"] == pytest.approx(0.8)
+    assert s["iterations"] == 2  # the prefill step verifies nothing
+    assert s["queue_ms"] == pytest.approx(200.0) and s["ttft_ms"] == pytest.approx(1000.0)
+    # 4 tokens (the first from the prefill) over the 2.5 s makespan
+    assert s["throughput_tokens_per_s"] == pytest.approx(4 / 2.5)
+    # the inter-token gaps 0.5 and 1.0 s
+    assert s["itl_ms"] == pytest.approx(750.0) and s["itl_ms_p50"] == pytest.approx(750.0)
+    assert s["itl_ms_p99"] == pytest.approx(float(np.percentile([500.0, 1000.0], 99)))
+    assert s["kv_tokens_peak"] == 16 and s["kv_token_budget"] == 4096.0 and s["preemptions"] == 0
+    assert np.isnan(s["request_goodput"]) and np.isnan(s["slo_attainment"])  # no [slo]
+
+
+@pytest.mark.parametrize("slo,goodput", [
+    ({"ttft_ms": 1000.0}, 1 / 2.5),  # TTFT 1.0 s meets 1000 ms (inclusive)
+    ({"ttft_ms": 999.0}, 0.0),
+    ({"tpot_ms": 500.0}, 1 / 2.5),  # TPOT 0.5 s
+    ({"ttft_ms": 1000.0, "tpot_ms": 499.0}, 0.0),  # both must be met
+    ({"ttft_ms": None, "tpot_ms": 600.0}, 1 / 2.5),
+])
+def test_goodput_counts_requests_meeting_every_slo(slo, goodput):
+    s = summarize(tiny_result(), slo)
+    assert s["request_goodput"] == pytest.approx(goodput)
+    assert s["slo_attainment"] == pytest.approx(goodput * 2.5)
+
+
+def test_weighted_statistics_equal_those_of_the_repeated_values():
+    rng = np.random.default_rng(4)
+    values, weights = rng.normal(10, 3, 40), rng.integers(0, 6, 40)
+    repeated = np.repeat(values, weights)
+    q = [0, 1, 25, 50, 90, 99, 100]
+    np.testing.assert_allclose(weighted_percentile(values, weights, q), np.percentile(repeated, q), rtol=1e-12)
+    np.testing.assert_allclose(weighted_mean_ci(values, weights), mean_ci(repeated), rtol=1e-12)
+    assert np.isnan(weighted_percentile([1.0], [0], [50])).all()
 
 
 def test_ratio_ci_covers_true_ratio_at_nominal_rate():
@@ -56,15 +100,20 @@ def test_mean_ci_degenerate_inputs():
     assert np.isnan(mean_ci([1.0])[1])
 
 
-def test_parquet_round_trip(tmp_path):
-    timer = PassTimer(lambda b, t, c: 0.01 + 0 * np.asarray(c, float), lambda b, t, c: 0.001 + 0 * np.asarray(c, float),
-                      max_context=1000)
-    result = simulate(Workload(requests=3, max_batch=2, prompt_tokens=8, output_tokens=50), timer,
-                      IidAcceptance(0.7), FixedGamma(3), rng=np.random.default_rng(0))
+@pytest.mark.parametrize("keep_emissions", [True, False])
+def test_parquet_round_trip(tmp_path, keep_emissions):
+    timer = stand_in_timer(flat(0.01), flat(0.001), max_context=1000)
+    result = simulate(fixed_workload(3, 2, 8, 50), timer, IidAcceptance(0.7), FixedGamma(3),
+                      rng=np.random.default_rng(0), keep_emissions=keep_emissions)
     paths = write_parquet(result, tmp_path)
     steps = pd.read_parquet(paths["steps"])
-    assert len(steps) == len(result.steps) and set(paths) == {"requests", "steps", "emissions", "accepted_hist"}
+    assert len(steps) == len(result.steps)
+    expected = {"requests", "steps", "itl", "accepted_hist"} | ({"emissions"} if keep_emissions else set())
+    assert set(paths) == expected and {p.stem for p in tmp_path.iterdir()} == expected
     assert pd.read_parquet(paths["requests"]).tpot_s.notna().all()
+    pd.testing.assert_frame_equal(pd.read_parquet(paths["itl"]), result.itl)
+    if keep_emissions:
+        assert pd.read_parquet(paths["emissions"]).tokens.sum() == 3 * 50
 
 
 def _lock_step_run(gamma: int, seed: int):
@@ -72,10 +121,14 @@ def _lock_step_run(gamma: int, seed: int):
     from sdsl_sim.sim.run import run_scenario
 
     # A static batch at a long prompt: every step costs more than the last (KV reads grow with context).
+    # Whole-prompt prefill with full reservation keeps the batch in lock-step (one prefill step, then all
+    # four decode from the same instant; at gamma 0 they also finish together); chunked prefill would
+    # stagger the requests' starts over mixed steps.
     scenario = scenario_from_dict({
         "model": {"target": "llama-3.1-8b", "draft": "llama-3.2-1b"}, "hardware": {"name": "a100-80gb-sxm", "tp": 1},
         "workload": {"requests": 4, "batch": 4, "prompt_tokens": 8000, "output_tokens": 1500},
-        "decoding": {"gamma": gamma, "max_gamma": max(gamma, 1), "alpha": 0.7}})
+        "decoding": {"gamma": gamma, "max_gamma": max(gamma, 1), "alpha": 0.7},
+        "scheduler": {"chunked_prefill": False, "kv_allocation": "reserve"}})
     return run_scenario(scenario, seed)
 
 
@@ -85,6 +138,7 @@ def test_deterministic_run_has_a_near_zero_tpot_interval_despite_the_drift():
     base = _lock_step_run(0, seed=0).spec  # gamma 0: plain decoding, nothing random
     tpot, lo, hi = tpot_ci(base)
     steps = base.steps[base.steps.kind == "decode"]
+    assert (steps.decoders == 4).all()  # lock-step
     durations = (steps.ended_at_s - steps.started_at_s).to_numpy()
     assert durations[-1] > 1.02 * durations[0]  # the drift is there
     assert (hi - lo) / tpot < 1e-3  # and is not counted as sampling error

@@ -6,7 +6,8 @@ from importlib.resources import files
 import pytest
 
 from sdsl_sim.errors import InputError
-from sdsl_sim.scenario import SCHEMA, evaluate, load_scenario, scenario_from_dict
+from sdsl_sim.scenario import SCHEMA, load_scenario, scenario_from_dict
+from sdsl_sim.sim.run import evaluate
 
 
 def write(tmp_path, text):
@@ -42,6 +43,16 @@ def test_every_embedded_scenario_validates():
     ("[hardwares]\nname = 'ideal'\n", "table 'hardwares' unknown"),
     ("[decoding]\nacceptance = 'profile'\nprefix_probs = [0.5, 0.7]\n", "non-increasing"),
     ("[workload\n", "not valid TOML"),
+    ("[scheduler]\nkv_allocation = 'lazy'\n", "key 'scheduler.kv_allocation' = 'lazy'; expected one of 'paged', 'reserve'"),
+    ("[scheduler]\nchunked_prefill = 1\n", "key 'scheduler.chunked_prefill' = 1; expected true or false"),
+    ("[workload]\nbatch = 64\n[scheduler]\nmax_num_batched_tokens = 32\n",
+     "key 'scheduler.max_num_batched_tokens' = 32; expected at least workload.batch = 64"),
+    ("[hardware]\nmemory_reserve_fraction = 1.0\n", "key 'hardware.memory_reserve_fraction' = 1.0; expected a fraction in [0, 1)"),
+    ("[slo]\nttft_ms = 0\n", "key 'slo.ttft_ms' = 0; expected > 0"),
+    ("[decoding]\ndisable_above_batch = 0\n", "key 'decoding.disable_above_batch' = 0; expected an integer >= 1"),
+    ("[workload]\narrival = 'trace'\n", "key 'workload.trace' = None with workload.arrival = 'trace'"),
+    ("[workload]\ntrace = 't.csv'\n", "key 'workload.trace' = 't.csv' with workload.arrival = 'static'"),
+    ("[workload]\nprompt_tokens = 'long'\n", "key 'workload.prompt_tokens' = 'long'; expected an integer or a table"),
 ])
 def test_bad_values_name_file_key_and_expectation(tmp_path, text, needle):
     path = write(tmp_path, text)
@@ -56,6 +67,18 @@ def test_unknown_scenario_name_lists_the_embedded_ones():
         load_scenario("no-such-scenario")
 
 
+def test_requests_default_is_filled_in_after_validation():
+    assert SCHEMA["workload"]["requests"][2] is None  # a trace may give it
+    assert scenario_from_dict({}).config["workload"]["requests"] == 16
+    assert scenario_from_dict({"workload": {"requests": 3}}).config["workload"]["requests"] == 3
+
+
+def test_chunked_prefill_budget_is_not_checked_without_chunked_prefill():
+    s = scenario_from_dict({"workload": {"batch": 64},
+                            "scheduler": {"chunked_prefill": False, "max_num_batched_tokens": 32}})
+    assert s.config["scheduler"]["max_num_batched_tokens"] == 32
+
+
 def test_context_is_an_alias_of_prompt_tokens():
     s = scenario_from_dict({"workload": {"context": 4096}})
     assert s.config["workload"]["prompt_tokens"] == 4096
@@ -65,23 +88,48 @@ def test_sweep_overrides_apply_dotted_keys_and_revalidate():
     from sdsl_sim.sweep import prepare_scenario_point
 
     base = {"model": {"target": "llama-3.1-70b", "draft": "llama-3.2-1b"}, "workload": {"batch": 8}}
-    config = prepare_scenario_point(base, {"workload.batch": 32, "model.draft_params": "277M"}, "test")
+    config = prepare_scenario_point(base, {"workload.batch": 32, "model.draft_params": "277M",
+                                           "scheduler.chunked_prefill": False, "slo.ttft_ms": 500}, "test")
     s = scenario_from_dict(config)
     assert s.config["workload"]["batch"] == 32
+    assert s.config["scheduler"]["chunked_prefill"] is False and s.config["slo"]["ttft_ms"] == 500
     assert s.config["model"]["draft_params"] == 277e6 and s.config["model"]["draft"] is None  # a size replaces the name
     with pytest.raises(InputError, match="workload.batch"):
         prepare_scenario_point(base, {"workload.batch": -1}, "test")
+    with pytest.raises(InputError, match="scheduler.kv_allocation"):
+        prepare_scenario_point(base, {"scheduler.kv_allocation": "lazy"}, "test")
 
 
 def test_evaluate_returns_flat_scalars():
-    s = scenario_from_dict({"workload": {"requests": 4, "batch": 4, "output_tokens": 64}})
+    # 256 output tokens (~100 iterations): with chunked prefill the second pair of prompts is prefilled in a
+    # mixed step that the first pair's decoders wait through, one long step that a 64-token run's
+    # ~28 steps cannot average out (its 95% interval is ~55% of the TPOT).
+    s = scenario_from_dict({"workload": {"requests": 4, "batch": 4, "output_tokens": 256}})
     row = evaluate(s, seed=1)
     assert row["method"] == "simulated"
     for key in ("tpot_ms", "tpot_ms_ci95_lo", "tpot_ms_ci95_hi", "throughput_tokens_per_s",
-                "speedup_vs_autoregressive", "acceptance_rate", "gamma", "alpha", "iterations", "baseline_iterations"):
-        assert key in row
+                "speedup_vs_autoregressive", "acceptance_rate", "gamma", "alpha", "iterations", "baseline_iterations",
+                "throughput_speedup", "throughput_speedup_ci95_lo", "throughput_speedup_ci95_hi", "e2e_speedup",
+                "e2e_speedup_ci95_lo", "e2e_speedup_ci95_hi", "queue_ms", "queue_ms_p50", "queue_ms_p99",
+                "request_goodput", "slo_attainment", "preemptions", "kv_tokens_peak", "kv_token_budget",
+                "baseline_tpot_ms", "baseline_throughput_tokens_per_s", "baseline_e2e_ms", "baseline_ttft_ms",
+                "baseline_request_goodput", "baseline_preemptions"):
+        assert key in row, key
     assert all(not isinstance(v, (list, tuple, dict)) for v in row.values())
     assert 0 < row["tpot_ms_ci95_hi"] - row["tpot_ms_ci95_lo"] < 0.5 * row["tpot_ms"]
+    assert row["throughput_speedup_ci95_lo"] <= row["throughput_speedup"] <= row["throughput_speedup_ci95_hi"]
+    assert math.isnan(row["request_goodput"]) and math.isnan(row["slo_attainment"])  # no [slo] table
+    assert 0 < row["kv_tokens_peak"] <= row["kv_token_budget"]
+
+
+def test_slo_table_gives_goodput_and_attainment():
+    base = {"workload": {"requests": 6, "batch": 2, "output_tokens": 32}}
+    loose = evaluate(scenario_from_dict({**base, "slo": {"ttft_ms": 1e6, "tpot_ms": 1e6}}), seed=0)
+    tight = evaluate(scenario_from_dict({**base, "slo": {"tpot_ms": 1e-3}}), seed=0)
+    assert loose["slo_attainment"] == 1.0 and tight["slo_attainment"] == 0.0
+    # every request meets a loose SLO: goodput is requests over the makespan
+    assert loose["request_goodput"] == pytest.approx(6 / (loose["makespan_s"]))
+    assert tight["request_goodput"] == 0.0 and tight["baseline_request_goodput"] == 0.0
 
 
 def test_evaluate_analytic_method_has_no_simulation():

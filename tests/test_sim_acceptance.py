@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import flat, stand_in_timer
 
 from sdsl_sim.analytic import best_integer_gamma, expected_tokens_per_iteration
 from sdsl_sim.errors import InputError
 from sdsl_sim.sim.acceptance import BetaAcceptance, IidAcceptance, ProfileAcceptance
 from sdsl_sim.sim.policies import AdaptiveGamma, AutoGamma
-from sdsl_sim.sim.timing import PassTimer
 
 
 def within(sample, expected, z=4.0):
@@ -52,8 +52,7 @@ def test_alpha_outside_unit_interval_is_an_input_error():
 
 
 def constant_timer(c):
-    return PassTimer(lambda b, t, x: 1.0 + 0 * np.asarray(x, float), lambda b, t, x: c + 0 * np.asarray(x, float),
-                     max_context=1000)
+    return stand_in_timer(flat(1.0), flat(c), max_context=1000)
 
 
 @pytest.mark.parametrize("alpha,c", [(0.6, 0.05), (0.8, 0.01), (0.9, 0.001), (0.3, 0.5)])
@@ -63,8 +62,8 @@ def test_auto_gamma_is_best_integer_gamma_when_verify_cost_is_flat(alpha, c):
 
 
 def test_auto_gamma_shrinks_when_verification_turns_compute_bound():
-    timer = PassTimer(lambda b, t, x: 0.01 + 1e-5 * b * t + 0 * np.asarray(x, float),
-                      lambda b, t, x: 0.0005 + 0 * np.asarray(x, float), max_context=1000)
+    # verification grows with the pass's new tokens (batch x (gamma + 1) rows)
+    timer = stand_in_timer(lambda w: 0.01 + 1e-5 * np.asarray(w.rows, float), flat(0.0005), max_context=1000)
     policy = AutoGamma(timer, IidAcceptance(0.7), max_gamma=16)
     assert policy.choose(1, 0.0) > policy.choose(256, 0.0)
 

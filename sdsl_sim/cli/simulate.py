@@ -3,7 +3,7 @@
 simulate  one target/draft pair on one GPU profile from flags (a static batch; speedup against a baseline
           run of the same workload with plain autoregressive decoding)
 run       a scenario file (no argument: the embedded scenarios/default.toml), printed as a summary table;
-          --out DIR also writes the run's requests/steps/emissions as parquet
+          --out DIR also writes the run's requests/steps/inter-token gaps/emissions as parquet
 validate  the closed-form agreement grid on `ideal` (simulated vs Lambert-W speedup, per point pass/fail)
 """
 
@@ -14,7 +14,8 @@ from . import add_json_flag, add_train_tokens, alpha_type, arg_type, count_type,
 
 SIMULATE_KEYS = (
     "tpot_ms", "tpot_ms_ci95", "throughput_tokens_per_s", "mean_tokens_per_iteration", "acceptance_rate",
-    "speedup_vs_autoregressive", "speedup_vs_autoregressive_ci95", "gamma", "alpha", "alpha_source",
+    "speedup_vs_autoregressive", "speedup_vs_autoregressive_ci95", "throughput_speedup",
+    "throughput_speedup_ci95", "e2e_speedup", "e2e_speedup_ci95", "gamma", "alpha", "alpha_source",
     "cost_ratio", "output_tokens", "iterations", "baseline_iterations", "baseline_tpot_ms",
     "draft_acceptance_rate", "ttft_ms", "itl_ms_p50", "itl_ms_p99", "time_draft_s", "time_verify_s",
     "time_prefill_s", "predicted_tpot_ms", "predicted_speedup", "sim_wall_s",
@@ -75,7 +76,7 @@ def run(args) -> dict | None:
         raise InputError(f"--out writes a simulation's records, but {scenario.source} has run.method = "
                          f"{scenario.config['run']['method']!r}; expected 'simulated'")
     seed = scenario.config["run"]["seed"] if args.seed is None else args.seed
-    outcome = run_scenario(scenario, seed, progress=_progress_bar("simulating"))
+    outcome = run_scenario(scenario, seed, progress=_progress_bar("simulating"), keep_emissions=bool(args.out))
     if args.out:
         metrics.write_parquet(outcome.spec, args.out)
         metrics.write_parquet(outcome.base, f"{args.out}/baseline")
@@ -88,7 +89,7 @@ def run(args) -> dict | None:
 
 def _print_table(scenario, s) -> None:
     cfg = scenario.config
-    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
+    m, hw, wl, sched = cfg["model"], cfg["hardware"], cfg["workload"], cfg["scheduler"]
     target = m["target"] or f"synthetic {m['target_params']:.3g} params"
     draft = m["draft"] or f"synthetic {m['draft_params']:.3g} params"
 
@@ -100,14 +101,17 @@ def _print_table(scenario, s) -> None:
         ("scenario", f"{scenario.source} (seed {s['seed']}, {s['method']})"),
         ("pair", f"{target} + draft {draft}"),
         ("hardware", f"{hw['name']} x tp {hw['tp']}"),
-        ("workload", f"{wl['arrival']}, {wl['requests']} requests, batch <= {wl['batch']}, "
-                     f"{wl['prompt_tokens']} prompt + {wl['output_tokens']} output tokens"),
+        ("workload", _describe_workload(wl, s)),
+        ("scheduler", (f"chunked prefill, {sched['max_num_batched_tokens']} tokens per step" if sched["chunked_prefill"]
+                       else "prefill steps stall the batch") + f"; {sched['kv_allocation']} KV"),
         ("alpha", f"{s['alpha']:.4f} ({s['alpha_source']})"),
         ("gamma (most used)", f"{s['gamma']} (mean {s.get('mean_gamma', float('nan')):.2f})"),
         ("TPOT", f"{s['tpot_ms']:.4g} ms  95% CI {ci('tpot_ms')}  (baseline {s['baseline_tpot_ms']:.4g} ms)"),
         ("speedup vs plain", f"{s['speedup_vs_autoregressive']:.4g}x  95% CI {ci('speedup_vs_autoregressive')}"
                              f"  (expected-value prediction {s['predicted_speedup']:.4g}x)"),
-        ("throughput", f"{s['throughput_tokens_per_s']:.5g} tokens/s"),
+        ("throughput", f"{s['throughput_tokens_per_s']:.5g} tokens/s" + (
+            f"  ({s['throughput_speedup']:.4g}x baseline, 95% CI {ci('throughput_speedup')})"
+            if s["method"] == "simulated" else "")),
         ("tokens / iteration", f"{s['mean_tokens_per_iteration']:.4g}"),
         ("acceptance rate", f"{s['acceptance_rate']:.4g} per token"),
     ]
@@ -115,15 +119,37 @@ def _print_table(scenario, s) -> None:
         rows += [
             ("TTFT p50/p90/p99", f"{s['ttft_ms_p50']:.4g} / {s['ttft_ms_p90']:.4g} / {s['ttft_ms_p99']:.4g} ms"),
             ("ITL p50/p90/p99", f"{s['itl_ms_p50']:.4g} / {s['itl_ms_p90']:.4g} / {s['itl_ms_p99']:.4g} ms"),
-            ("E2E p50/p99", f"{s['e2e_ms_p50']:.5g} / {s['e2e_ms_p99']:.5g} ms"),
+            ("E2E p50/p99", f"{s['e2e_ms_p50']:.5g} / {s['e2e_ms_p99']:.5g} ms  (mean {s['e2e_speedup']:.4g}x "
+                            f"faster than baseline, 95% CI {ci('e2e_speedup')})"),
+            ("queueing p50/p99", f"{s['queue_ms_p50']:.4g} / {s['queue_ms_p99']:.4g} ms"),
+            ("KV cache", f"peak {s['kv_tokens_peak']:,} of {s['kv_token_budget']:,.0f} token slots; "
+                         f"{s['preemptions']} preemptions (baseline {s['baseline_preemptions']})"),
             ("time split", f"draft {s['time_draft_s']:.4g} s, verify {s['time_verify_s']:.4g} s, "
                            f"prefill {s['time_prefill_s']:.4g} s"),
             ("iterations", f"{s['iterations']} (baseline {s['baseline_iterations']})"),
             ("simulator wall time", f"{s['sim_wall_s']:.3g} s"),
         ]
+        if s["slo_attainment"] == s["slo_attainment"]:  # not NaN: the scenario has an [slo] table
+            rows.append(("goodput", f"{s['request_goodput']:.4g} requests/s meet the SLO ({s['slo_attainment']:.1%} "
+                                    f"of requests; baseline {s['baseline_request_goodput']:.4g} requests/s)"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def _describe_workload(wl, s) -> str:
+    if wl["trace"] is not None:
+        return f"trace {wl['trace']}, {s['requests']} requests, batch <= {wl['batch']}"
+    arrival = {"poisson": f"poisson at {wl['rate_per_s']:g} requests/s",
+               "closed": f"closed loop of {wl['concurrency'] or wl['batch']}"}.get(wl["arrival"], wl["arrival"])
+    return (f"{arrival}, {wl['requests']} requests, batch <= {wl['batch']}, prompt {_length(wl['prompt_tokens'])} "
+            f"+ output {_length(wl['output_tokens'])} tokens")
+
+
+def _length(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "{" + ", ".join(f"{k} = {v!r}" for k, v in value.items()) + "}"
 
 
 def validate(args) -> dict | None:

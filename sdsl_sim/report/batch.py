@@ -59,6 +59,12 @@ def build(studies) -> Page:
                                              "method", "gamma", "speedup_vs_autoregressive", "tpot_ms",
                                              "baseline_tpot_ms"]])
     page.data("batch_summary", summary)
+    page.text("""**Revision (serving engine).** The GPU profiles now state memory as the driver reports it
+(`memory_mib`, e.g. 81559 MiB on an H100 where the old profile read "80 GB" as 80e9 bytes), so the KV
+cache holds about 7% more and the caps rose (70B at 32k: 11 -> 13; 8B: 9 -> 10; Qwen 7B: 23 -> 25; 1k
+prompt at batch 256: 195 -> 222 and 159 -> 175). The study files now name the scheduler they assume
+(one prefill step, reserved KV: the engine's decode-only mode); point ids, and so the seeds, changed
+with the new scenario keys, which moves the simulated values within their intervals.""")
     return page
 
 

@@ -109,6 +109,8 @@ Regenerate with `sdsl-sim report nstar-on-gpus --out reports`; one point by hand
                      "tpot_penalty_pct", "speedup_at_hardware"]])
     page.data("nstar", rows)
     page.data("tpot_curve", curve)
+    page.text("""**Revision (serving engine).** Numbers unchanged; the data table gained the new scenario keys
+(`scheduler.*`) and the `throughput_speedup` column.""")
     return page
 
 

@@ -115,6 +115,9 @@ Regenerate with `sdsl-sim report seed-experiment --out reports` (sweep: `scenari
                     "tpot_ms_ci95_hi", "measured_tpot_ms", "measured_over_simulated", "baseline_tpot_ms",
                     "speedup_vs_autoregressive"]])
     page.data("seed_experiment", sim)
+    page.text("""**Revision (serving engine).** Numbers unchanged (batch 1: each request runs alone, so chunked
+prefill and paged KV change nothing); the data table gained the new scenario keys and serving metrics
+(queueing, preemptions, KV peak, throughput and E2E speedups).""")
     return page
 
 

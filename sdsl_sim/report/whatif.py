@@ -46,6 +46,10 @@ def build(studies) -> Page:
               f"`scenarios/{STUDY}.toml`, `scenarios/{SIM_STUDY}.toml`, `scenarios/{NSTAR_STUDY}.toml`).")
     page.data("hardware_what_if", rows.sort_values(["tp", "model.target", "hbm_tb_s", "workload.batch"],
                                                    ascending=[False, True, True, True]).reset_index(drop=True))
+    page.text("""**Revision (serving engine).** Memory is now the driver-reported total (`memory_mib`), and the
+study files name the scheduler they assume (one prefill step, reserved KV, one wave); point ids, and so
+the seeds, changed with the new scenario keys, which moves the simulated values within their intervals.
+The expected-value columns are unchanged.""")
     return page
 
 

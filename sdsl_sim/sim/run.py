@@ -1,114 +1,70 @@
-"""A scenario made runnable: models, GPU, pass timer, workload, acceptance and gamma policy; the speculative
-run beside its autoregressive baseline; and the expected-value prediction from the same pass costs.
+"""Running a scenario: the speculative run beside its autoregressive baseline, the expected-value prediction
+from the same step costs, and `evaluate` (one flat row of metrics, what sweeps store).
 
-Seeds: `SeedSequence(seed).spawn(4)` gives the arrival instants, the per-request alphas, the speculative
-run's acceptance draws and the baseline's draws. Arrivals and request alphas are drawn once and shared, so
-the baseline (gamma = 0, no draft model) serves exactly the same workload.
-Speedup = baseline TPOT / speculative TPOT (run-level, token-weighted TPOT; see metrics.py); its interval
-combines both runs' relative standard errors (delta method for a ratio of independent estimates).
+Seeds: `SeedSequence(seed).spawn(5)` gives the arrival instants, the per-request alphas, the speculative
+run's acceptance draws, the baseline's draws and the request lengths. Arrivals, alphas and lengths are
+drawn once and shared, so the baseline (gamma = 0, no draft model) serves exactly the same requests.
+Speedups compare the two runs: TPOT (`speedup_vs_autoregressive`), output tokens/s (`throughput_speedup`)
+and mean E2E latency (`e2e_speedup`); each interval combines both runs' relative standard errors (delta
+method for a ratio of independent estimates).
 """
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from .. import metrics
-from ..analytic import alpha_from_sizes
-from ..errors import InputError
-from ..scenario import resolve
-from .acceptance import BetaAcceptance, IidAcceptance, ProfileAcceptance
-from .engine import Workload, simulate
-from .policies import AdaptiveGamma, AutoGamma, FixedGamma
-from .timing import PassTimer
-
-@dataclass(frozen=True)
-class Build:
-    """Everything a run needs, derived once from a scenario."""
-
-    target: object
-    draft: object
-    gpu: object
-    timer: PassTimer
-    workload: Workload
-    acceptance: object
-    alpha: float
-    alpha_source: str  # "given", "sdsl-law" or "profile"
-    make_policy: object  # () -> a fresh gamma policy (policies keep state within one run)
-    max_gamma: int
+from ..costs import PassWork
+from .engine import simulate
+from .policies import FixedGamma
+from .setup import Setup, draw_workloads, setup
 
 
-def _kv_token_budget(models, gpu, tp, limit, dtypes) -> float:
-    """Largest whole KV token count (beyond the weights) that fits, up to `limit`; inf on a weights-only
-    GPU. That one request fits was checked by `scenario.resolve`."""
-    from ..costs import kv_token_capacity
+def predict(s: Setup) -> dict:
+    """Expected-value prediction for a saturated replica in steady state, at the mean context (mean prompt
+    + mean output / 2) and mean lengths:
 
-    if gpu.pass_model == "weights-only":
-        return float("inf")
-    capacity = kv_token_capacity(models, gpu, tp=tp, **dtypes)
-    return float(limit if capacity >= limit else int(capacity))
+        TPOT = step_s(B, gamma, L) / E[tokens](gamma) + k x prefill_s(prompt) / (output - 1)
 
+    B is the batch limit, or fewer when the KV cache cannot hold that many requests of mean length. k is
+    the number of other requests' prefills a request's decoding shares the replica with: B - 1 while
+    finished requests are replaced (the closed-loop steady state), averaged over the run as
+    (B - 1)(R - B) / R for R requests (0 for a single wave, whose prefills come first). prefill_s is one
+    request's prefill priced alone (target and draft), an upper bound of what a chunk adds to a mixed step.
+    The baseline is the same with gamma = 0, no draft, and its own KV budget."""
+    cfg = s.scenario.config["workload"]
+    need = s.mean_prompt_tokens + s.mean_output_tokens
+    context = s.mean_prompt_tokens + s.mean_output_tokens / 2
+    prompt = PassWork.group(1, s.mean_prompt_tokens, 0.0)
 
-def build(scenario) -> Build:
-    cfg = scenario.config
-    m, hw, wl, dec = cfg["model"], cfg["hardware"], cfg["workload"], cfg["decoding"]
-    parts = resolve(scenario)
-    target, draft, gpu, runtime = parts.target, parts.draft, parts.gpu, parts.runtime
-    max_gamma = dec["gamma"] if isinstance(dec["gamma"], int) else dec["max_gamma"]
-    need = wl["prompt_tokens"] + wl["output_tokens"]
-    dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
-    budget = _kv_token_budget([target, draft], gpu, hw["tp"], need * wl["batch"], dtypes)
-    timer = PassTimer.from_cost_model(target, draft, gpu, tp=hw["tp"], draft_tp=hw["draft_tp"],
-                                      runtime=runtime, max_context=need + max_gamma + 1, **dtypes)
-    workload = Workload(requests=wl["requests"], max_batch=wl["batch"], prompt_tokens=wl["prompt_tokens"],
-                        output_tokens=wl["output_tokens"], arrival=wl["arrival"], rate_per_s=float(wl["rate_per_s"]),
-                        concurrency=wl["concurrency"] or wl["batch"], kv_token_budget=budget)
-    if dec["acceptance"] == "profile":
-        acceptance = ProfileAcceptance(tuple(dec["prefix_probs"]))
-        alpha, source = acceptance.mean_alpha, "profile"
-    else:
-        if dec["alpha"] is None:
-            alpha, source = float(alpha_from_sizes(draft.params, target.params, m["train_tokens"])), "sdsl-law"
-        else:
-            alpha, source = float(dec["alpha"]), "given"
-        acceptance = (BetaAcceptance(alpha, float(dec["alpha_concentration"])) if dec["acceptance"] == "beta"
-                      else IidAcceptance(alpha))
-    gamma = dec["gamma"]
-    if gamma == "auto":
-        make_policy = partial(AutoGamma, timer, acceptance, max_gamma)
-    elif gamma == "adaptive":
-        make_policy = partial(AdaptiveGamma, timer, alpha, max_gamma, float(dec["adaptive_weight"]),
-                              dec["adaptive_horizon"])
-    else:
-        make_policy = partial(FixedGamma, gamma)
-    return Build(target, draft, gpu, timer, workload, acceptance, alpha, source, make_policy, max_gamma)
+    def saturated(budget):
+        batch = min(cfg["batch"], s.requests)
+        return max(1, int(budget // need)) if budget < batch * need else batch
 
+    def interference_s(timer, batch):
+        k = (batch - 1) * max(0, s.requests - batch) / s.requests
+        return k * float(timer.step(0, 0, 0.0, prompt).total_s) / max(s.mean_output_tokens - 1, 1)
 
-def predict(b: Build) -> dict:
-    """Expected-value prediction for a full static batch at the mean context (prompt + output / 2):
-    TPOT = step_s(B, gamma, L) / E[tokens](gamma), baseline TPOT = step_s(B, 0, L)."""
-    w = b.workload
-    batch = min(w.max_running, w.requests)
-    context = w.prompt_tokens + w.output_tokens / 2
-    policy = b.make_policy()
-    gamma = policy.choose(batch, context)
-    tpot_s = b.timer.step_s(batch, gamma, context) / float(b.acceptance.expected_tokens(gamma))
-    base_s = b.timer.step_s(batch, 0, context)
+    batch, base_batch = saturated(s.kv_token_budget), saturated(s.base_kv_token_budget)
+    limit = s.scheduler.disable_above_batch
+    gamma = 0 if limit is not None and batch > limit else s.make_policy().choose(batch, context)
+    tpot_s = (s.timer.decode_s(batch, gamma, context) / float(s.acceptance.expected_tokens(gamma))
+              + interference_s(s.timer, batch))
+    base_s = s.base_timer.decode_s(base_batch, 0, context) + interference_s(s.base_timer, base_batch)
     return {"gamma": gamma, "batch": batch, "tpot_s": tpot_s, "baseline_tpot_s": base_s}
 
 
 def _mode_gamma(result) -> int:
-    decode = result.steps[result.steps.kind == "decode"]
-    if not len(decode):
+    steps = result.steps[result.steps.decoders > 0]
+    if not len(steps):
         return 0
-    weights = decode.groupby("gamma").batch.sum()
-    return int(weights.idxmax())
+    return int(steps.groupby("gamma").decoders.sum().idxmax())
 
 
 @dataclass(frozen=True)
 class Outcome:
     method: str
-    build: Build
+    setup: Setup
     summary: dict  # metrics.summarize of the speculative run (lists for intervals), plus run extras
     spec: object = None  # SimResult
     base: object = None  # SimResult of the autoregressive baseline
@@ -126,61 +82,90 @@ class Outcome:
         return out
 
 
-def _speedup(spec: dict, base: dict) -> tuple:
-    ratio = base["tpot_ms"] / spec["tpot_ms"]
-    # A run too short for its own interval leaves the ratio's interval undefined (NaN), not zero-width.
-    rel = [(s["tpot_ms_ci95"][1] - s["tpot_ms_ci95"][0]) / 2 / s["tpot_ms"] for s in (spec, base)]
+def _ratio(base: dict, spec: dict, key: str, invert: bool = False) -> tuple:
+    """base[key] / spec[key] (or spec / base) with a delta-method interval from both runs' intervals.
+    A run too short for its own interval leaves the ratio's interval undefined (NaN), not zero-width."""
+    num, den = (spec, base) if invert else (base, spec)
+    ratio = num[key] / den[key]
+    rel = [(s[f"{key}_ci95"][1] - s[f"{key}_ci95"][0]) / 2 / s[key] for s in (spec, base)]
     half = ratio * float(np.hypot(*rel))
     return ratio, [ratio - half, ratio + half]
 
 
-def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, step_events: bool = False) -> Outcome:
+def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, step_events: bool = False,
+                 keep_emissions: bool = False) -> Outcome:
     """Simulate (or predict, for method "analytic") one scenario with one seed.
-    step_events: one simpy timeout per iteration instead of per block (same results; see engine.py)."""
-    b = build(scenario)
-    pred = predict(b)
-    common = {"method": scenario.config["run"]["method"], "alpha": b.alpha, "alpha_source": b.alpha_source,
-              "cost_ratio": b.timer.cost_ratio(pred["batch"], b.workload.prompt_tokens),
+    step_events: one simpy timeout per step instead of per block (same results; see engine.py).
+    keep_emissions: keep the per-delivery emission tables (for `--out`)."""
+    s = setup(scenario)
+    pred = predict(s)
+    cfg = scenario.config
+    common = {"method": cfg["run"]["method"], "alpha": s.alpha, "alpha_source": s.alpha_source,
+              "cost_ratio": s.timer.cost_ratio(pred["batch"], s.mean_prompt_tokens),
               "predicted_tpot_ms": 1e3 * pred["tpot_s"],
               "predicted_speedup": pred["baseline_tpot_s"] / pred["tpot_s"]}
     if common["method"] == "analytic":
-        return Outcome("analytic", b, {**common, **_analytic_summary(b, pred)})
+        return Outcome("analytic", s, {**common, **_analytic_summary(s, pred)})
 
-    arrivals_ss, alphas_ss, spec_ss, base_ss = np.random.SeedSequence(seed).spawn(4)
-    w = b.workload
-    arrivals = w.arrival_times(np.random.default_rng(arrivals_ss))
-    alphas = b.acceptance.request_alphas(np.random.default_rng(alphas_ss), w.requests)
-    shared = dict(arrival_at_s=arrivals, request_alpha=alphas, block_steps=block_steps, step_events=step_events)
-    policy = b.make_policy()
-    spec = simulate(w, b.timer, b.acceptance, policy, rng=np.random.default_rng(spec_ss),
-                    progress=progress, **shared)
-    summary = {**common, **metrics.summarize(spec)}
+    arrivals_ss, alphas_ss, spec_ss, base_ss, lengths_ss = np.random.SeedSequence(seed).spawn(5)
+    spec_w, base_w = draw_workloads(s, np.random.default_rng(arrivals_ss), np.random.default_rng(lengths_ss))
+    alphas = s.acceptance.request_alphas(np.random.default_rng(alphas_ss), spec_w.requests)
+    shared = dict(request_alpha=alphas, scheduler=s.scheduler, block_steps=block_steps, step_events=step_events,
+                  keep_emissions=keep_emissions)
+    policy = s.make_policy()
+    slo = cfg["slo"]
+    plain = policy.max_gamma == 0  # gamma = 0: the run is its own baseline, with no draft model loaded
+    spec = simulate(base_w if plain else spec_w, s.base_timer if plain else s.timer, s.acceptance, policy,
+                    rng=np.random.default_rng(spec_ss), progress=progress, **shared)
+    summary = {**common, **metrics.summarize(spec, slo)}
     summary["gamma"] = _mode_gamma(spec)
-    if policy.max_gamma == 0:
+    if plain:
         base, base_summary = spec, summary
     else:
-        base = simulate(w, b.timer, b.acceptance, FixedGamma(0), rng=np.random.default_rng(base_ss), **shared)
-        base_summary = metrics.summarize(base)
-    summary["speedup_vs_autoregressive"], summary["speedup_vs_autoregressive_ci95"] = _speedup(summary, base_summary)
-    summary["baseline_iterations"] = base_summary["iterations"]
-    summary["baseline_tpot_ms"] = base_summary["tpot_ms"]
-    summary["baseline_throughput_tokens_per_s"] = base_summary["throughput_tokens_per_s"]
+        base = simulate(base_w, s.base_timer, s.acceptance, FixedGamma(0), rng=np.random.default_rng(base_ss),
+                        **shared)
+        base_summary = metrics.summarize(base, slo)
+    summary["speedup_vs_autoregressive"], summary["speedup_vs_autoregressive_ci95"] = _ratio(
+        base_summary, summary, "tpot_ms")
+    summary["throughput_speedup"], summary["throughput_speedup_ci95"] = _ratio(
+        base_summary, summary, "throughput_tokens_per_s", invert=True)
+    summary["e2e_speedup"], summary["e2e_speedup_ci95"] = _ratio(base_summary, summary, "e2e_ms")
+    for key in ("iterations", "tpot_ms", "throughput_tokens_per_s", "e2e_ms", "ttft_ms", "request_goodput",
+                "preemptions"):
+        summary[f"baseline_{key}"] = base_summary[key]
     summary["sim_wall_s"] = spec.sim_wall_s + (base.sim_wall_s if base is not spec else 0.0)
-    return Outcome("simulated", b, summary, spec, base)
+    return Outcome("simulated", s, summary, spec, base)
 
 
-def _analytic_summary(b: Build, pred: dict) -> dict:
+def _analytic_summary(s: Setup, pred: dict) -> dict:
     nan = float("nan")
-    tokens = float(b.acceptance.expected_tokens(pred["gamma"]))
+    tokens = float(s.acceptance.expected_tokens(pred["gamma"]))
+    throughput, base_throughput = pred["batch"] / pred["tpot_s"], pred["batch"] / pred["baseline_tpot_s"]
     return {
         "gamma": pred["gamma"], "mean_gamma": float(pred["gamma"]), "mean_batch": float(pred["batch"]),
         "tpot_ms": 1e3 * pred["tpot_s"], "tpot_ms_ci95": [nan, nan],
-        "throughput_tokens_per_s": pred["batch"] / pred["tpot_s"],
+        "throughput_tokens_per_s": throughput,
         "speedup_vs_autoregressive": pred["baseline_tpot_s"] / pred["tpot_s"],
         "speedup_vs_autoregressive_ci95": [nan, nan],
-        "mean_tokens_per_iteration": tokens, "acceptance_rate": b.alpha,
-        "output_tokens": b.workload.requests * b.workload.output_tokens,
+        "throughput_speedup": throughput / base_throughput, "throughput_speedup_ci95": [nan, nan],
+        "mean_tokens_per_iteration": tokens, "acceptance_rate": s.alpha,
+        "output_tokens": s.requests * s.mean_output_tokens,
         "iterations": nan, "baseline_iterations": nan,
         "baseline_tpot_ms": 1e3 * pred["baseline_tpot_s"],
-        "baseline_throughput_tokens_per_s": pred["batch"] / pred["baseline_tpot_s"], "sim_wall_s": 0.0,
+        "baseline_throughput_tokens_per_s": base_throughput, "sim_wall_s": 0.0,
     }
+
+
+def evaluate(scenario, seed: int) -> dict:
+    """Evaluate a scenario into one flat dict of scalar metrics (`Outcome.row`).
+
+    Keys: method ("simulated" or "analytic"), alpha, gamma (the most used), mean_gamma, cost_ratio,
+    tpot_ms (+ _ci95_lo/hi), throughput_tokens_per_s, speedup_vs_autoregressive, throughput_speedup,
+    e2e_speedup (each + _ci95_lo/hi), mean_tokens_per_iteration, acceptance_rate, draft_acceptance_rate,
+    ttft_ms, e2e_ms, itl_ms, queue_ms and their _p50/_p90/_p99, request_goodput and slo_attainment
+    (with [slo]), preemptions, output_tokens, iterations, the baseline's tpot_ms, throughput, e2e_ms,
+    ttft_ms, goodput and preemptions (baseline_*), time_draft_s, time_verify_s, time_prefill_s,
+    predicted_tpot_ms and predicted_speedup (the expected-value prediction), sim_wall_s. Analytic rows
+    carry NaN where only a simulation knows.
+    """
+    return run_scenario(scenario, seed).row()

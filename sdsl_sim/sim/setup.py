@@ -1,0 +1,191 @@
+"""A validated scenario made runnable: models, GPU and runtime loaded; deployments, step timers, KV budgets,
+length distributions or trace, scheduler, acceptance process and gamma policy, each derived once.
+
+`resolve` loads what a scenario names and checks that its longest request fits in memory, so that a bad
+name, dtype or tp is reported before anything runs (sweeps call it for every point up front); `setup`
+builds everything a run needs from it. `draw_workloads` draws one run's requests from its seed.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from ..analytic import alpha_from_sizes
+from ..costs import Deployment, check_memory, check_tp, kv_token_capacity
+from ..errors import InputError
+from ..hardware import load_gpu, load_runtime, scale_gpu
+from ..models import dtype_bytes, load_model, synthetic_model
+from ..step import StepPricer
+from ..workload import load_trace, parse_length
+from .acceptance import BetaAcceptance, IidAcceptance, ProfileAcceptance
+from .arrivals import poisson_instants
+from .engine import Scheduler, Workload
+from .policies import AdaptiveGamma, AutoGamma, FixedGamma
+from .timing import StepTimer
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a scenario names, loaded: models.Model target and draft (None when not asked for), the
+    hardware.GPU with the what-if scales and memory reserve applied, the hardware.Runtime, the trace
+    (workload.Trace or None) and the longest request in tokens (prompt + output)."""
+
+    target: object
+    draft: object
+    gpu: object
+    runtime: object
+    trace: object
+    longest_tokens: int
+
+
+def max_gamma_of(decoding: dict) -> int:
+    return decoding["gamma"] if isinstance(decoding["gamma"], int) else decoding["max_gamma"]
+
+
+def _lengths(scenario):
+    wl, source = scenario.config["workload"], scenario.source
+    return tuple(parse_length(wl[key], f"{source}: key 'workload.{key}'") for key in ("prompt_tokens", "output_tokens"))
+
+
+def resolve(scenario, draft: bool = True) -> Resolved:
+    cfg, source = scenario.config, scenario.source
+
+    def load(key, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            raise InputError(f"{source}: key '{key}': {exc}") from None
+
+    m, hw, wl, sched = cfg["model"], cfg["hardware"], cfg["workload"], cfg["scheduler"]
+    models = {}
+    for role in ("target", "draft") if draft else ("target",):
+        params = m[f"{role}_params"]
+        models[role] = (load(f"model.{role}_params", synthetic_model, params) if params is not None
+                        else load(f"model.{role}", load_model, m[role]))
+    if draft and models["draft"].params >= models["target"].params:
+        raise InputError(f"{source}: draft {models['draft'].name} ({models['draft'].params:.3g} params) must be "
+                         f"smaller than target {models['target'].name} ({models['target'].params:.3g} params)")
+    for key in ("weight_dtype", "kv_dtype"):
+        load(f"model.{key}", dtype_bytes, m[key], key.replace("_", " "))
+    gpu = scale_gpu(load("hardware.name", load_gpu, hw["name"]), bandwidth=hw["bandwidth_scale"],
+                    flops=hw["flops_scale"], memory=hw["memory_scale"], link=hw["link_scale"])
+    if hw["memory_reserve_fraction"] is not None:
+        gpu = dataclasses.replace(gpu, memory_reserve_fraction=float(hw["memory_reserve_fraction"]))
+    runtime = load("hardware.runtime", load_runtime, hw["runtime"] or gpu.default_runtime)
+    if draft:
+        load("hardware.draft_tp", check_tp, models["draft"], hw["draft_tp"])
+    trace = None
+    if wl["trace"] is not None:
+        trace = load_trace(wl["trace"], f"{source}: key 'workload.trace'")
+        if wl["requests"] is not None and wl["requests"] > len(trace):
+            raise InputError(f"{source}: key 'workload.requests' = {wl['requests']}; the trace holds "
+                             f"{len(trace)} requests; expected at most that many")
+        longest = int(np.max(trace.prompt_tokens + trace.output_tokens))
+    else:
+        prompt, output = _lengths(scenario)
+        longest = prompt.max_tokens + output.max_tokens
+    # One request at its longest, with the largest lookahead, in whole KV blocks when paged.
+    context = longest + (max_gamma_of(cfg["decoding"]) + 1 if draft else 1)
+    if sched["kv_allocation"] == "paged":
+        context = math.ceil(context / sched["block_size"]) * sched["block_size"]
+    load("hardware.tp", check_memory, list(models.values()), gpu, batch=1, context=context, tp=hw["tp"],
+         weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
+    return Resolved(models["target"], models.get("draft"), gpu, runtime, trace, longest)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a run needs, derived once from a scenario. The baseline (plain decoding) has its own
+    timer and KV budget: it loads no draft model, so its KV cache may hold more."""
+
+    scenario: object
+    resolved: Resolved
+    target: Deployment
+    draft: Deployment
+    timer: StepTimer
+    base_timer: StepTimer
+    kv_token_budget: float
+    base_kv_token_budget: float
+    scheduler: Scheduler
+    acceptance: object
+    alpha: float
+    alpha_source: str  # "given", "sdsl-law" or "profile"
+    make_policy: object  # () -> a fresh gamma policy (policies keep state within one run)
+    max_gamma: int
+    requests: int
+    mean_prompt_tokens: float
+    mean_output_tokens: float
+
+
+def _acceptance(cfg, target, draft):
+    m, dec = cfg["model"], cfg["decoding"]
+    if dec["acceptance"] == "profile":
+        acceptance = ProfileAcceptance(tuple(dec["prefix_probs"]))
+        return acceptance, acceptance.mean_alpha, "profile"
+    if dec["alpha"] is None:
+        alpha, source = float(alpha_from_sizes(draft.params, target.params, m["train_tokens"])), "sdsl-law"
+    else:
+        alpha, source = float(dec["alpha"]), "given"
+    acceptance = (BetaAcceptance(alpha, float(dec["alpha_concentration"])) if dec["acceptance"] == "beta"
+                  else IidAcceptance(alpha))
+    return acceptance, alpha, source
+
+
+def setup(scenario) -> Setup:
+    cfg = scenario.config
+    m, hw, wl, dec, sched = cfg["model"], cfg["hardware"], cfg["workload"], cfg["decoding"], cfg["scheduler"]
+    parts = resolve(scenario)
+    dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
+    target = Deployment.of(parts.target, parts.gpu, tp=hw["tp"], runtime=parts.runtime, **dtypes)
+    draft = Deployment.of(parts.draft, parts.gpu, tp=hw["draft_tp"], runtime=parts.runtime, **dtypes)
+    max_gamma = max_gamma_of(dec)
+    max_context = parts.longest_tokens + max_gamma + 1
+    timer = StepTimer(StepPricer.of(target, draft), max_context=max_context)
+    base_timer = StepTimer(StepPricer.of(target), max_context=max_context)
+    capacity = kv_token_capacity([parts.target, parts.draft], parts.gpu, tp=hw["tp"], **dtypes)
+    base_capacity = kv_token_capacity([parts.target], parts.gpu, tp=hw["tp"], **dtypes)
+    scheduler = Scheduler(chunked_prefill=sched["chunked_prefill"],
+                          max_num_batched_tokens=sched["max_num_batched_tokens"],
+                          kv_allocation=sched["kv_allocation"], block_size=sched["block_size"],
+                          disable_above_batch=dec["disable_above_batch"])
+    acceptance, alpha, source = _acceptance(cfg, parts.target, parts.draft)
+    if dec["gamma"] == "auto":
+        make_policy = partial(AutoGamma, timer, acceptance, max_gamma)
+    elif dec["gamma"] == "adaptive":
+        make_policy = partial(AdaptiveGamma, timer, alpha, max_gamma, float(dec["adaptive_weight"]),
+                              dec["adaptive_horizon"])
+    else:
+        make_policy = partial(FixedGamma, dec["gamma"])
+    if parts.trace is not None:
+        requests = wl["requests"] or len(parts.trace)
+        mean_prompt = float(parts.trace.prompt_tokens[:requests].mean())
+        mean_output = float(parts.trace.output_tokens[:requests].mean())
+    else:
+        requests = wl["requests"]
+        mean_prompt, mean_output = (dist.mean_tokens for dist in _lengths(scenario))
+    return Setup(scenario, parts, target, draft, timer, base_timer, float(capacity), float(base_capacity),
+                 scheduler, acceptance, alpha, source, make_policy, max_gamma, requests, mean_prompt, mean_output)
+
+
+def draw_workloads(s: Setup, arrivals_rng, lengths_rng) -> tuple:
+    """(speculative, baseline) Workloads of one run: the same requests, lengths and instants, each with
+    its own KV budget. Poisson instants come from `arrivals_rng`, lengths from `lengths_rng` (prompts
+    first, then outputs); a trace gives both."""
+    wl = s.scenario.config["workload"]
+    n, trace = s.requests, s.resolved.trace
+    arrival_s = None
+    if trace is not None:
+        prompt, output = trace.prompt_tokens[:n], trace.output_tokens[:n]
+        arrival_s = trace.arrival_s[:n]
+    else:
+        prompt_dist, output_dist = _lengths(s.scenario)
+        prompt, output = prompt_dist.draw(lengths_rng, n), output_dist.draw(lengths_rng, n)
+        if wl["arrival"] == "poisson":
+            arrival_s = poisson_instants(arrivals_rng, float(wl["rate_per_s"]), n)
+    common = dict(max_batch=wl["batch"], prompt_tokens=prompt, output_tokens=output, arrival=wl["arrival"],
+                  arrival_s=arrival_s, concurrency=wl["concurrency"] or wl["batch"])
+    return (Workload(kv_token_budget=s.kv_token_budget, **common),
+            Workload(kv_token_budget=s.base_kv_token_budget, **common))
