@@ -21,6 +21,7 @@ PAGES = {
     "hardware-what-if": "whatif",
     "nstar-on-gpus": "nstar_gpus",
     "seed-experiment": "seed_experiment",
+    "serving-load": "serving_load",
 }
 
 
