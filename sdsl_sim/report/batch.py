@@ -106,15 +106,19 @@ def _check_caps(sim: pd.DataFrame, exp: pd.DataFrame) -> None:
 
 def crossing_batch(batch, speedup) -> float:
     """The batch where a speedup curve first drops below 1, interpolated in log2(batch); NaN if it never does."""
-    batch, speedup = np.asarray(batch, float), np.asarray(speedup, float)
+    return 2 ** first_below_one(np.log2(np.asarray(batch, float)), speedup)
+
+
+def first_below_one(x, speedup) -> float:
+    """The x where a speedup curve first drops below 1, interpolated linearly in x; NaN if it never does."""
+    x, speedup = np.asarray(x, float), np.asarray(speedup, float)
     below = np.flatnonzero(speedup < 1)
     if not below.size:
         return float("nan")
     i = below[0]
     if i == 0:
-        return float(batch[0])
-    lo, hi = np.log2(batch[i - 1]), np.log2(batch[i])
-    return float(2 ** (lo + (speedup[i - 1] - 1) / (speedup[i - 1] - speedup[i]) * (hi - lo)))
+        return float(x[0])
+    return float(x[i - 1] + (speedup[i - 1] - 1) / (speedup[i - 1] - speedup[i]) * (x[i] - x[i - 1]))
 
 
 def _summary(sim, auto, fixed) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 
+from .batch import first_below_one
 from .page import Page
 
 TITLE = "Serving load: does speculation still pay at 2, 8 or 16 requests/s?"
@@ -55,23 +56,11 @@ def _rows(raw: pd.DataFrame) -> pd.DataFrame:
                                      else s).reset_index(drop=True)
 
 
-def crossing_rate(rate, speedup) -> float:
-    """The rate where a speedup curve first drops below 1, interpolated linearly; NaN if it never does."""
-    rate, speedup = np.asarray(rate, float), np.asarray(speedup, float)
-    below = np.flatnonzero(speedup < 1)
-    if not below.size:
-        return float("nan")
-    i = below[0]
-    if i == 0:
-        return float(rate[0])
-    return float(rate[i - 1] + (speedup[i - 1] - 1) / (speedup[i - 1] - speedup[i]) * (rate[i] - rate[i - 1]))
-
-
 def _summary(rows) -> pd.DataFrame:
     out = []
     for engine in ENGINES.values():
         part = rows[rows.engine == engine]
-        cross = crossing_rate(part["workload.rate_per_s"], part.speedup_vs_autoregressive)
+        cross = first_below_one(part["workload.rate_per_s"], part.speedup_vs_autoregressive)
         best, base = part.loc[part.request_goodput.idxmax()], part.loc[part.baseline_request_goodput.idxmax()]
         out.append({"engine": engine, "speedup < 1 from (requests/s)": "never" if np.isnan(cross) else f"{cross:.1f}",
                     "best goodput (requests/s)": f"{best.request_goodput:.1f} at {best['workload.rate_per_s']:g}",
