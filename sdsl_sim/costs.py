@@ -210,11 +210,6 @@ def _validate_shape(batch, tokens, context) -> None:
         raise InputError(f"{name} {value!r} must be finite and {expected}")
 
 
-@lru_cache(maxsize=64)
-def load_runtime_cached(name: str) -> Runtime:
-    return load_runtime(name)
-
-
 @dataclass(frozen=True)
 class Deployment:
     """One model served on `tp` GPUs of one kind, with its weight and KV dtypes and the engine runtime:
@@ -232,7 +227,7 @@ class Deployment:
     def of(cls, model: Model, gpu: GPU, *, tp=1, weight_dtype="bf16", kv_dtype="bf16", runtime=None) -> "Deployment":
         """runtime: a `hardware.Runtime`, a profile name or path, or None for the GPU's default."""
         if runtime is None or isinstance(runtime, str):
-            runtime = load_runtime_cached(runtime or gpu.default_runtime)
+            runtime = load_runtime(runtime or gpu.default_runtime)
         dtype_bytes(weight_dtype, "weight dtype")
         dtype_bytes(kv_dtype, "kv dtype")
         return cls(model, gpu, check_tp(model, tp), weight_dtype, kv_dtype, runtime)

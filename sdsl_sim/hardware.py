@@ -8,21 +8,46 @@ per-step and per-sequence scheduling cost). Files use human units named in their
 given as exactly one of `memory_gb` (decimal, 1e9 bytes) and `memory_mib` (binary, 1048576 bytes: the
 total nvidia-smi / rocm-smi report, which is what the built-in profiles use; see SOURCES.md there).
 To add a GPU, copy a file, edit the numbers and their source comments, and load it by path or name.
+
+Every number in a profile must be finite and within the range `_RULES` states for its key (peaks and
+memory in [1e-6, 1e9] of the key's unit, times in [0, 1e9] us, achieved fractions in [0.001, 1], ...):
+the ends lie far outside any real GPU and keep every derived pass time finite. A `weights-only` profile
+(the `ideal` machine) reads only `hbm_bandwidth_gb_s`; its other numbers must still be valid.
 """
 
 import dataclasses
 import difflib
-import math
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
 from .errors import InputError
+from .units import SCALE, Range
 
 PASS_MODELS = ("roofline", "weights-only")
 
-# key -> (type, rule, SI field, factor to SI). rule: "pos" > 0, "nonneg" >= 0, "frac" in (0, 1].
+# The values a profile number may take, in the file's units (every one finite: inf and NaN are refused).
+# The ends are far outside any real GPU, so that every pass time the cost model derives stays a finite
+# number of seconds: a rate of 1e-6 (TFLOP/s, GB/s, GB, MiB) is a kilobyte or a megaflop per second.
+MIN_RATE, MAX_RATE = 1e-6, 1e9
+MAX_TIME_US = 1e9  # 1000 s per kernel, step or sequence
+MAX_HALF = 1e9  # half-saturation points: MB moved, GEMM rows
+MAX_EXPONENT = 16.0
+MIN_EFFICIENCY = 1e-3  # achieved fractions of a peak: at least 0.1%
+MAX_SMALL_KERNELS = 1_000
+_RULES = {
+    "pos": Range(MIN_RATE, MAX_RATE),
+    "time": Range(0.0, MAX_TIME_US),
+    "half": Range(0.0, MAX_HALF),
+    "exp": Range(0.0, MAX_EXPONENT, low_open=True),
+    "frac": Range(MIN_EFFICIENCY, 1.0),
+    "frac0": Range(0.0, 1.0, high_open=True),
+    "kernels": Range(0, MAX_SMALL_KERNELS, integer=True),
+}
+
+# key -> (type, rule (a key of _RULES), SI field, factor to SI).
 _GPU_KEYS = {
     "description": (str, None, "description", None),
     "default_runtime": (str, None, "default_runtime", None),
@@ -34,16 +59,16 @@ _GPU_KEYS = {
     "memory_mib": (float, "pos", "memory_bytes", 1048576.0),  # binary MiB (the total nvidia-smi reports)
     "memory_reserve_fraction": (float, "frac0", "memory_reserve_fraction", 1.0),
     "bw_eff_max": (float, "frac", "bw_eff_max", 1.0),
-    "bw_eff_half_mb": (float, "nonneg", "bw_eff_half_bytes", 1e6),
-    "bw_eff_exponent": (float, "pos", "bw_eff_exponent", 1.0),
+    "bw_eff_half_mb": (float, "half", "bw_eff_half_bytes", 1e6),
+    "bw_eff_exponent": (float, "exp", "bw_eff_exponent", 1.0),
     "flops_eff_max": (float, "frac", "flops_eff_max", 1.0),
-    "flops_eff_half_rows": (float, "nonneg", "flops_eff_half_rows", 1.0),
-    "flops_eff_exponent": (float, "pos", "flops_eff_exponent", 1.0),
-    "kernel_floor_us": (float, "nonneg", "kernel_floor_s", 1e-6),
+    "flops_eff_half_rows": (float, "half", "flops_eff_half_rows", 1.0),
+    "flops_eff_exponent": (float, "exp", "flops_eff_exponent", 1.0),
+    "kernel_floor_us": (float, "time", "kernel_floor_s", 1e-6),
     "link_bandwidth_gb_s": (float, "pos", "link_bandwidth_bytes_per_s", 1e9),
     "link_eff": (float, "frac", "link_eff", 1.0),
-    "allreduce_latency_us": (float, "nonneg", "allreduce_latency_s", 1e-6),
-    "allreduce_latency_per_peer_us": (float, "nonneg", "allreduce_latency_per_peer_s", 1e-6),
+    "allreduce_latency_us": (float, "time", "allreduce_latency_s", 1e-6),
+    "allreduce_latency_per_peer_us": (float, "time", "allreduce_latency_per_peer_s", 1e-6),
 }
 _GPU_OPTIONAL = {"fp8_tflops": None, "description": "", "pass_model": "roofline"}
 # Keys of which a GPU profile gives exactly one (they set the same SI field).
@@ -52,10 +77,10 @@ _GPU_ONE_OF = (("memory_gb", "memory_mib"),)
 _RUNTIME_KEYS = {
     "description": (str, None, "description", None),
     "cuda_graphs": (bool, None, "cuda_graphs", None),
-    "kernel_launch_us": (float, "nonneg", "kernel_launch_s", 1e-6),
-    "step_us": (float, "nonneg", "step_s", 1e-6),
-    "per_sequence_us": (float, "nonneg", "per_sequence_s", 1e-6),
-    "small_kernels_per_layer": (int, "nonneg", "small_kernels_per_layer", None),
+    "kernel_launch_us": (float, "time", "kernel_launch_s", 1e-6),
+    "step_us": (float, "time", "step_s", 1e-6),
+    "per_sequence_us": (float, "time", "per_sequence_s", 1e-6),
+    "small_kernels_per_layer": (int, "kernels", "small_kernels_per_layer", None),
 }
 _RUNTIME_OPTIONAL = {"description": ""}
 
@@ -129,28 +154,32 @@ def list_runtimes() -> list[str]:
     return _builtin_names(_profiles_dir() / "runtimes")
 
 
-def _read_toml(name_or_path: str, directory, names: list[str], what: str) -> tuple[str, str, dict]:
-    """Find a built-in profile by name or a file by path; return (name, label for messages, table)."""
+def _read_profile(name_or_path: str, directory, names: list[str], what: str) -> tuple[str, str, bytes]:
+    """Find a built-in profile by name or a file by path; return (name, label for messages, its bytes)."""
     text = str(name_or_path)
     if text.endswith(".toml") or "/" in text or "\\" in text:
         path = Path(text)
         if not path.is_file():
             raise InputError(f"{what} file {text!r} not found")
-        name, label, raw = path.stem, text, path.read_bytes()
-    elif text in names:
+        try:
+            return path.stem, text, path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{text}: cannot be read ({exc.strerror})") from None
+    if text in names:
         subdir = "runtimes/" if what == "runtime" else ""
-        name, label, raw = text, f"hardware_profiles/{subdir}{text}.toml", (directory / f"{text}.toml").read_bytes()
-    else:
-        close = difflib.get_close_matches(text, names, n=3, cutoff=0.4) or [
-            n for n in names if n.startswith(text.split("-")[0])
-        ][:3]
-        hint = f"did you mean {', '.join(close)}?" if close else f"expected one of {', '.join(names)}"
-        raise InputError(f"unknown {what} {text!r}; {hint}")
+        return text, f"hardware_profiles/{subdir}{text}.toml", (directory / f"{text}.toml").read_bytes()
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.4) or [
+        n for n in names if n.startswith(text.split("-")[0])
+    ][:3]
+    hint = f"did you mean {', '.join(close)}?" if close else f"expected one of {', '.join(names)}"
+    raise InputError(f"unknown {what} {text!r}; {hint}")
+
+
+def _parse(raw: bytes, label: str) -> dict:
     try:
-        table = tomllib.loads(raw.decode())
+        return tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{label}: not valid TOML ({exc})") from None
-    return name, label, table
 
 
 def _convert(table: dict, keys: dict, optional: dict, label: str) -> dict:
@@ -167,32 +196,30 @@ def _convert(table: dict, keys: dict, optional: dict, label: str) -> dict:
             raise InputError(f"{label}: key {key!r} missing")
         value = table[key]
         if typ is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond any float
+                value = float("inf")
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise InputError(f"{label}: key {key!r} must be a {typ.__name__}, got {value!r}")
-        if rule is not None:
-            bad = (
-                math.isnan(value)
-                or (rule == "pos" and value <= 0)
-                or (rule == "nonneg" and value < 0)
-                or (rule == "frac" and not 0 < value <= 1)
-                or (rule == "frac0" and not 0 <= value < 1)
-            )
-            if bad:
-                expected = {
-                    "pos": "a positive number",
-                    "nonneg": "a number >= 0",
-                    "frac": "a fraction in (0, 1]",
-                    "frac0": "a fraction in [0, 1)",
-                }[rule]
-                raise InputError(f"{label}: key {key!r} = {value!r}; expected {expected}")
+        if typ is str and not value.strip() and key not in optional:
+            raise InputError(f"{label}: key {key!r} is empty; expected a non-empty string")
+        if rule is not None and not _RULES[rule].contains(value):
+            raise InputError(f"{label}: key {key!r} = {value!r}; expected {_RULES[rule].expected}")
         out[field] = value * factor if factor is not None else value
     return out
 
 
 def load_gpu(name_or_path: str) -> GPU:
     """Load a built-in GPU profile by name (see `list_gpus()`) or a TOML file by path."""
-    name, label, table = _read_toml(name_or_path, _profiles_dir(), list_gpus(), "hardware")
+    return _gpu(*_read_profile(name_or_path, _profiles_dir(), list_gpus(), "hardware"))
+
+
+# Profiles are cached by their bytes (read afresh on every load, so an edited file is never served stale):
+# a sweep resolves every point's scenario, and parsing the TOML again was most of an analytic point's time.
+@lru_cache(maxsize=256)
+def _gpu(name: str, label: str, raw: bytes) -> GPU:
+    table = _parse(raw, label)
     keys = dict(_GPU_KEYS)
     for group in _GPU_ONE_OF:
         given = [key for key in group if key in table]
@@ -215,20 +242,24 @@ def load_gpu(name_or_path: str) -> GPU:
 
 def load_runtime(name_or_path: str) -> Runtime:
     """Load a built-in runtime profile ("default", "eager", "none") or a TOML file by path."""
-    names = list_runtimes()
-    name, label, table = _read_toml(name_or_path, _profiles_dir() / "runtimes", names, "runtime")
-    return Runtime(name=name, source=label, **_convert(table, _RUNTIME_KEYS, _RUNTIME_OPTIONAL, label))
+    return _runtime(*_read_profile(name_or_path, _profiles_dir() / "runtimes", list_runtimes(), "runtime"))
+
+
+@lru_cache(maxsize=256)
+def _runtime(name: str, label: str, raw: bytes) -> Runtime:
+    return Runtime(name=name, source=label, **_convert(_parse(raw, label), _RUNTIME_KEYS, _RUNTIME_OPTIONAL, label))
 
 
 def scale_gpu(gpu: GPU, *, bandwidth=1.0, flops=1.0, memory=1.0, link=1.0) -> GPU:
-    """A what-if profile: peaks multiplied by the given factors (efficiencies unchanged).
+    """A what-if profile: peaks multiplied by the given factors (efficiencies unchanged), each a finite
+    number in [MIN_SCALE, MAX_SCALE] = [0.001, 1000] (`units.SCALE`).
 
     The name records the scaling, e.g. `a100-80gb-sxm[bandwidth x2, flops x0.5]`.
     """
     factors = {"bandwidth": bandwidth, "flops": flops, "memory": memory, "link": link}
     for what, factor in factors.items():
-        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
-            raise InputError(f"{what} scale {factor!r} must be a positive finite number")
+        if not SCALE.contains(factor):
+            raise InputError(f"{what} scale {factor!r} is not {SCALE.expected}")
     changed = [f"{what} x{factor:g}" for what, factor in factors.items() if factor != 1.0]
     if not changed:
         return gpu

@@ -14,6 +14,7 @@ from functools import cache
 from importlib.resources import files
 
 from .errors import InputError
+from .units import MAX_DIM, MAX_PARAMS
 
 FFN_TYPES = ("mlp", "swiglu")
 NORM_TYPES = ("layernorm", "rmsnorm")
@@ -39,6 +40,9 @@ _OPTIONAL = {
     "family": str,
     "source": str,
 }
+
+
+_ZERO_OK = ("learned_positions", "embed_dim")  # integer keys where 0 means "none"
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,11 @@ def _validate(name: str, entry: dict) -> Model:
         value = entry[key]
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise InputError(f"{label}: key {key!r} must be a {typ.__name__}, got {value!r}")
-        if typ is int and value < 0 or (typ is int and value == 0 and key in _REQUIRED):
-            raise InputError(f"{label}: key {key!r} = {value}; expected a positive integer")
+        if typ is int and not (0 if key in _ZERO_OK else 1) <= value <= MAX_DIM:
+            low = 0 if key in _ZERO_OK else 1
+            raise InputError(f"{label}: key {key!r} = {value}; expected an integer in [{low}, {MAX_DIM:,}] (MAX_DIM)")
+        if typ is str and not value.strip():
+            raise InputError(f"{label}: key {key!r} is empty; expected a non-empty string")
         fields[key] = value
     fields.pop("source", None)
     if fields["ffn_type"] not in FFN_TYPES:
@@ -133,6 +140,9 @@ def _validate(name: str, entry: dict) -> Model:
         raise InputError(f"{label}: key 'norm' = {fields['norm']!r}; expected one of {', '.join(NORM_TYPES)}")
     fields.setdefault("n_kv_heads", fields["n_heads"])
     fields.setdefault("head_dim", fields["hidden_size"] // fields["n_heads"])
+    if fields["head_dim"] < 1:
+        raise InputError(f"{label}: hidden_size {fields['hidden_size']} < n_heads {fields['n_heads']}; expected a "
+                         "head_dim of at least 1")
     if fields["n_heads"] % fields["n_kv_heads"]:
         raise InputError(f"{label}: n_heads {fields['n_heads']} is not a multiple of n_kv_heads {fields['n_kv_heads']}")
     return Model(name=name, **fields)
@@ -172,6 +182,7 @@ def _size_label(params: float) -> str:
 
 SYNTHETIC_VOCAB = 32000
 SYNTHETIC_ASPECT = 128  # hidden_size / n_layers; Llama-2-7B has 4096/32 = 128
+MIN_SYNTHETIC_PARAMS = 8.3e6  # h = 128, one layer, FFN 16: the embeddings alone are 2 x 32000 x 128
 SYNTHETIC_TP_HEADS = 8  # from hidden 2048 on, heads are a multiple of this so tp 1-8 can shard them
 
 
@@ -184,10 +195,15 @@ def synthetic_model(params: float) -> Model:
     of 64; layers = max(1, round(h / 128)). From h = 2048 on, h is then rounded to a multiple of 1024 so
     the head count is a multiple of 8 and tp 1, 2, 4 and 8 all divide it (layers keep the unrounded h);
     below, h is a multiple of head_dim. Then the FFN width is solved so the count matches `params`,
-    rounded to a multiple of 16. Raises InputError below ~10M parameters.
+    rounded to a multiple of 16 (where rounding leaves no room for it, h steps down by head_dim). Raises
+    InputError below MIN_SYNTHETIC_PARAMS.
     """
-    if not (math.isfinite(params) and params > 0):
-        raise InputError(f"synthetic model size {params!r} must be a positive finite number")
+    try:
+        size = float(params)
+    except (TypeError, ValueError):
+        size = math.nan
+    if isinstance(params, bool) or not (math.isfinite(size) and 0 < size <= MAX_PARAMS):
+        raise InputError(f"synthetic model size {params!r} is not a finite number in (0, {MAX_PARAMS:g}] (MAX_PARAMS)")
     v = SYNTHETIC_VOCAB
     lo, hi = 1.0, 1e6
     for _ in range(100):  # bisection on the monotone cubic
@@ -202,10 +218,20 @@ def synthetic_model(params: float) -> Model:
         head_dim = 128
         n_layers = round(h / SYNTHETIC_ASPECT)
         h = SYNTHETIC_TP_HEADS * head_dim * max(2, round(h / (SYNTHETIC_TP_HEADS * head_dim)))
-    fixed = 2 * v * h + h + n_layers * (4 * h * h + 2 * h)
-    ffn = 16 * round((params - fixed) / (3 * h * n_layers) / 16)
+
+    def ffn_width(h, n_layers):
+        fixed = 2 * v * h + h + n_layers * (4 * h * h + 2 * h)
+        return 16 * round((params - fixed) / (3 * h * n_layers) / 16)
+
+    ffn = ffn_width(h, n_layers)
+    # Rounding h up to its multiple can leave no room for an FFN; a narrower model then fits (small sizes only).
+    while ffn < 16 and h > 2 * head_dim and h < 2048:
+        h -= head_dim
+        n_layers = max(1, round(h / SYNTHETIC_ASPECT))
+        ffn = ffn_width(h, n_layers)
     if ffn < 16:
-        raise InputError(f"synthetic model size {params:.3g} is too small; expected at least about 10M parameters")
+        raise InputError(f"synthetic model size {params:.3g} is too small; expected at least "
+                         f"{MIN_SYNTHETIC_PARAMS / 1e6:g}M parameters")
     model = Model(
         name=f"synthetic-{_size_label(params)}",
         n_layers=n_layers,

@@ -7,20 +7,22 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     [run]
     method = "simulated"      # "simulated" (simpy run + its autoregressive baseline) or "analytic"
                               #   (expected-value prediction from the same pass costs, no randomness)
-    seed = 0                  # used by `sdsl-sim run` when --seed is not given
+    seed = 0                  # used by `sdsl-sim run` when --seed is not given; in [0, MAX_SEED = 2**63 - 1]
     [model]
-    target = "llama-3.1-70b"  # catalog name (or "synthetic-70B"); or target_params = 70e9 / "70B" (synthetic)
+    target = "llama-3.1-70b"  # catalog name (or "synthetic-70B"); or target_params = 70e9 / "70B" (synthetic,
+                              #   in [1, MAX_PARAMS = 1e15])
     draft = "llama-3.2-1b"    # catalog name; or draft_params = 277e6 / "277M" (synthetic)
-    train_tokens = 1e13       # D of the SDSL alpha law, used when [decoding] alpha is absent
+    train_tokens = 1e13       # D of the SDSL alpha law, used when [decoding] alpha is absent; in
+                              #   [1, MAX_TRAIN_TOKENS = 1e18]
     weight_dtype = "bf16"     # bf16 | fp16 | fp8 | int8 | int4
     kv_dtype = "bf16"
     [hardware]
     name = "h100-sxm"         # a profile in hardware_profiles/ ("ideal": weight bytes / bandwidth) or a path
-    tp = 4                    # GPUs of the target (tensor parallel); the draft shares them
+    tp = 4                    # GPUs of the target (tensor parallel), in [1, MAX_TP = 1024]; the draft shares them
     draft_tp = 1              # GPUs of the draft: a small draft runs unsharded on one of them (vLLM's
                               #   speculative_draft_tensor_parallel_size = 1); all-reduces would dominate it
     runtime = GPU default     # host-side runtime profile: "default", "eager", "none" or a path
-    bandwidth_scale = 1.0     # what-if factors on the GPU's peaks (> 0)
+    bandwidth_scale = 1.0     # what-if factors on the GPU's peaks, in [0.001, 1000]
     flops_scale = 1.0
     memory_scale = 1.0
     link_scale = 1.0
@@ -29,43 +31,52 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     [workload]
     arrival = "static"        # "static" (all at t = 0), "poisson" (rate_per_s), "closed" (concurrency),
                               #   "trace" (instants and lengths from `trace`)
-    requests = 16             # requests in the run (with a trace: default its length, at most its length)
-    batch = 8                 # maximum running batch (continuous batching; KV memory may admit fewer)
+    requests = 16             # requests in the run (with a trace: default its length, at most its length),
+                              #   in [1, MAX_REQUESTS = 10,000,000]
+    batch = 8                 # maximum running batch (continuous batching; KV memory may admit fewer), in
+                              #   [1, MAX_BATCH = 65,536]
     prompt_tokens = 1024      # prompt length (alias: context): an integer or a distribution table,
                               #   {dist = "uniform", low = L, high = H}, {dist = "lognormal", median = M,
                               #   sigma = S, max = X}, {dist = "empirical", values = [...]}
-    output_tokens = 256       # tokens generated per request (the first comes from the prefill); same forms
-    rate_per_s = 1.0          # poisson arrival rate, requests per second
-    concurrency = batch       # closed loop: requests in flight
+    output_tokens = 256       # tokens generated per request (the first comes from the prefill); same forms;
+                              #   every length in [1, MAX_TOKENS = 10,000,000]
+    rate_per_s = 1.0          # poisson arrival rate, requests per second, in [1e-6, MAX_RATE_PER_S = 1e9]
+    concurrency = batch       # closed loop: requests in flight, in [1, MAX_REQUESTS]
     trace = (none)            # CSV or JSONL, relative to this file: arrival_s, prompt_tokens, output_tokens
                               #   (or the Azure trace's TIMESTAMP, ContextTokens, GeneratedTokens)
     [scheduler]
     chunked_prefill = true    # prefill in chunks mixed into decode steps (vLLM V1); false: a prefill
                               #   step of its own stalls the running batch
     max_num_batched_tokens = 2048  # token budget of one step (chunked prefill); a speculating sequence
-                              #   counts gamma + 1 tokens; at least workload.batch
+                              #   counts gamma + 1 tokens; at least workload.batch, at most MAX_TOKENS
     kv_allocation = "paged"   # "paged": blocks as sequences grow, recompute preemption when none is free;
                               #   "reserve": a request's full prompt + output reserved at admission
-    block_size = 16           # tokens per KV block (paged)
+    block_size = 16           # tokens per KV block (paged), in [1, MAX_TOKENS]
     [decoding]
     gamma = "auto"            # draft tokens per iteration: an integer >= 0 (0 = plain decoding),
-                              #   "auto" (analytic optimum for the current pass costs) or "adaptive"
-    max_gamma = 16            # upper bound for "auto" and "adaptive"
+                              #   "auto" (analytic optimum for the current pass costs) or "adaptive";
+                              #   an integer is at most MAX_GAMMA = 64
+    max_gamma = 16            # upper bound for "auto" and "adaptive", in [1, MAX_GAMMA]
     alpha = (SDSL law)        # per-token acceptance in (0, 1); absent: alpha_from_sizes(N, M, train_tokens)
     acceptance = "iid"        # "iid", "beta" (per-request alpha ~ Beta around alpha) or "profile"
-    alpha_concentration = 20.0  # Beta concentration k (variance alpha (1 - alpha) / (k + 1))
-    prefix_probs = []         # profile: r_i = P(first i drafts accepted), non-increasing, each in (0, 1)
+    alpha_concentration = 20.0  # Beta concentration k (variance alpha (1 - alpha) / (k + 1)), in [1e-6, 1e12]
+    prefix_probs = []         # profile: r_i = P(first i drafts accepted), non-increasing, each in (0, 1);
+                              #   at most MAX_GAMMA entries
     adaptive_weight = 0.1     # EWMA weight of each block's observed acceptance ("adaptive")
-    adaptive_horizon = 16     # iterations between "adaptive" decisions
+    adaptive_horizon = 16     # iterations between "adaptive" decisions, in [1, MAX_ITERATIONS = 1,000,000]
     disable_above_batch = (none)  # plain decoding while more sequences than this decode (vLLM V0's
-                              #   speculative_disable_by_batch_size)
+                              #   speculative_disable_by_batch_size), in [1, MAX_BATCH]
     [slo]                     # service-level objectives for goodput (DistServe): requests/s meeting both
     ttft_ms = (none)          # time to first token, ms
     tpot_ms = (none)          # time per output token, ms
 
+Every number must be finite (inf and NaN are refused) and every string non-empty. The bounds are those of
+`sdsl_sim.units` (one place per kind). A key and its alias (`workload.context` for `prompt_tokens`), or a
+catalog name and a size for the same model, are refused together.
 """
 
 import copy
+import math
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -73,22 +84,44 @@ from pathlib import Path
 from .analytic import DEFAULT_TRAIN_TOKENS
 from .errors import InputError
 from .tomlfile import read_toml
-from .units import parse_count
+from .units import (
+    BATCH,
+    GAMMA,
+    MAX_GAMMA,
+    ITERATIONS,
+    MAX_GAMMA_RANGE,
+    REQUESTS,
+    SCALE,
+    SEED,
+    TOKENS,
+    TP,
+    TRAIN_TOKENS,
+    PARAMS,
+    Range,
+    parse_count,
+)
 from .workload import parse_length
 
 DEFAULT_SCENARIO = "default"
 _NUM = (int, float)
-_POS = ("> 0", lambda v: v > 0)
-_COUNT = ("an integer >= 1", lambda v: v >= 1)
-_UNIT = ("in the open interval (0, 1)", lambda v: 0 < v < 1)
-_RESERVE = ("a fraction in [0, 1)", lambda v: 0 <= v < 1)
+_POS = Range(0.0, None, low_open=True)
+_UNIT = Range(0.0, 1.0, low_open=True, high_open=True)
+_RESERVE = Range(0.0, 1.0, high_open=True)
+_WEIGHT = Range(0.0, 1.0, low_open=True)
 _LENGTH = (int, dict)  # an integer or a distribution table, checked by workload.parse_length
+# The few ranges only scenarios take; every count's bound is in units.py.
+MIN_RATE_PER_S, MAX_RATE_PER_S = 1e-6, 1e9  # arrivals from one per 11 days to one per nanosecond
+RATE_PER_S = Range(MIN_RATE_PER_S, MAX_RATE_PER_S, high_name="MAX_RATE_PER_S")
+MIN_CONCENTRATION, MAX_CONCENTRATION = 1e-6, 1e12  # Beta concentration: from 0/1 alphas to i.i.d.
+CONCENTRATION = Range(MIN_CONCENTRATION, MAX_CONCENTRATION, high_name="MAX_CONCENTRATION")
 
-# table -> key -> (accepted types, (description of range, check) or allowed strings, default)
+# table -> key -> (accepted types, rule, default). rule: a units.Range the value must lie in, a tuple of
+# the allowed strings, or None (strings must still be non-empty; sizes and lengths are checked by
+# units.parse_count and workload.parse_length). Every number must be finite.
 SCHEMA = {
     "run": {
         "method": (str, ("simulated", "analytic"), "simulated"),
-        "seed": (int, ("an integer >= 0", lambda v: v >= 0), 0),
+        "seed": (int, SEED, 0),
     },
     "model": {
         "target": (str, None, "llama-3.1-70b"),
@@ -101,41 +134,41 @@ SCHEMA = {
     },
     "hardware": {
         "name": (str, None, "h100-sxm"),
-        "tp": (int, _COUNT, 4),
-        "draft_tp": (int, _COUNT, 1),
+        "tp": (int, TP, 4),
+        "draft_tp": (int, TP, 1),
         "runtime": (str, None, None),
-        "bandwidth_scale": (_NUM, _POS, 1.0),
-        "flops_scale": (_NUM, _POS, 1.0),
-        "memory_scale": (_NUM, _POS, 1.0),
-        "link_scale": (_NUM, _POS, 1.0),
+        "bandwidth_scale": (_NUM, SCALE, 1.0),
+        "flops_scale": (_NUM, SCALE, 1.0),
+        "memory_scale": (_NUM, SCALE, 1.0),
+        "link_scale": (_NUM, SCALE, 1.0),
         "memory_reserve_fraction": (_NUM, _RESERVE, None),
     },
     "workload": {
         "arrival": (str, ("static", "poisson", "closed", "trace"), "static"),
-        "requests": (int, _COUNT, None),
-        "batch": (int, _COUNT, 8),
+        "requests": (int, REQUESTS, None),
+        "batch": (int, BATCH, 8),
         "prompt_tokens": (_LENGTH, None, 1024),
         "output_tokens": (_LENGTH, None, 256),
-        "rate_per_s": (_NUM, _POS, 1.0),
-        "concurrency": (int, _COUNT, None),
+        "rate_per_s": (_NUM, RATE_PER_S, 1.0),
+        "concurrency": (int, REQUESTS, None),
         "trace": (str, None, None),
     },
     "scheduler": {
         "chunked_prefill": (bool, None, True),
-        "max_num_batched_tokens": (int, _COUNT, 2048),
+        "max_num_batched_tokens": (int, TOKENS, 2048),
         "kv_allocation": (str, ("paged", "reserve"), "paged"),
-        "block_size": (int, _COUNT, 16),
+        "block_size": (int, TOKENS, 16),
     },
     "decoding": {
         "gamma": ((int, str), None, "auto"),
-        "max_gamma": (int, _COUNT, 16),
+        "max_gamma": (int, MAX_GAMMA_RANGE, 16),
         "alpha": (_NUM, _UNIT, None),
         "acceptance": (str, ("iid", "beta", "profile"), "iid"),
-        "alpha_concentration": (_NUM, _POS, 20.0),
+        "alpha_concentration": (_NUM, CONCENTRATION, 20.0),
         "prefix_probs": (list, None, []),
-        "adaptive_weight": (_NUM, ("in (0, 1]", lambda v: 0 < v <= 1), 0.1),
-        "adaptive_horizon": (int, _COUNT, 16),
-        "disable_above_batch": (int, _COUNT, None),
+        "adaptive_weight": (_NUM, _WEIGHT, 0.1),
+        "adaptive_horizon": (int, ITERATIONS, 16),
+        "disable_above_batch": (int, BATCH, None),
     },
     "slo": {
         "ttft_ms": (_NUM, _POS, None),
@@ -160,15 +193,27 @@ def _type_name(types) -> str:
     return " or ".join(names[t] for t in types)
 
 
+def check_text(value: str, where: str, expected: str = "a non-empty string") -> str:
+    """`value` unless it is empty, blank or holds a NUL (which no name or path may): InputError naming `where`."""
+    if not value.strip():
+        raise InputError(f"{where} = {value!r} is empty; expected {expected}")
+    if "\0" in value:
+        raise InputError(f"{where} = {value!r} holds a NUL character; expected {expected}")
+    return value
+
+
 def _check_value(source, table, key, value):
     types, rule, _ = SCHEMA[table][key]
     where = f"{source}: key '{table}.{key}'"
     ok_types = types if isinstance(types, tuple) else (types,)
     if (isinstance(value, bool) and bool not in ok_types) or not isinstance(value, ok_types):
         raise InputError(f"{where} = {value!r}; expected {_type_name(types)}")
-    if isinstance(rule, tuple) and isinstance(rule[0], str) and callable(rule[1]):
-        if not rule[1](value):
-            raise InputError(f"{where} = {value!r}; expected {rule[0]}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{where} = {value!r} is not finite; expected a finite number")
+    if isinstance(value, str):
+        check_text(value, where)
+    if isinstance(rule, Range) and not rule.contains(value):
+        raise InputError(f"{where} = {value!r} {rule.problem(value)}")
     elif isinstance(rule, tuple) and value not in rule:
         raise InputError(f"{where} = {value!r}; expected one of {', '.join(map(repr, rule))}")
 
@@ -207,19 +252,21 @@ def _check_relations(config, data, source, base_dir):
             raise InputError(f"{source}: keys 'model.{role}' and 'model.{role}_params' both given; "
                              f"expected one (a catalog name or a synthetic size)")
         if model[f"{role}_params"] is not None:
-            model[f"{role}_params"] = parse_count(model[f"{role}_params"], f"{source}: key 'model.{role}_params'")
+            model[f"{role}_params"] = parse_count(model[f"{role}_params"], f"{source}: key 'model.{role}_params'",
+                                                  PARAMS)
             if role not in data.get("model", {}):
                 model[role] = None  # the size overrides the default catalog model
-    model["train_tokens"] = parse_count(model["train_tokens"], f"{source}: key 'model.train_tokens'")
+    model["train_tokens"] = parse_count(model["train_tokens"], f"{source}: key 'model.train_tokens'", TRAIN_TOKENS)
     gamma = dec["gamma"]
-    if isinstance(gamma, str) and gamma not in ("auto", "adaptive") or isinstance(gamma, int) and gamma < 0:
-        raise InputError(f"{source}: key 'decoding.gamma' = {gamma!r}; expected an integer >= 0, 'auto' or 'adaptive'")
+    if isinstance(gamma, str) and gamma not in ("auto", "adaptive") or isinstance(gamma, int) and not GAMMA.contains(gamma):
+        raise InputError(f"{source}: key 'decoding.gamma' = {gamma!r}; expected {GAMMA.expected}, 'auto' or 'adaptive'")
     if dec["acceptance"] == "profile":
         r = dec["prefix_probs"]
-        if not r or not all(isinstance(v, _NUM) and not isinstance(v, bool) and 0 < v < 1 for v in r) \
+        if not r or len(r) > MAX_GAMMA or \
+                not all(isinstance(v, _NUM) and not isinstance(v, bool) and _UNIT.contains(v) for v in r) \
                 or any(b > a for a, b in zip(r, r[1:])):
             raise InputError(f"{source}: key 'decoding.prefix_probs' = {r!r}; expected a non-empty, "
-                             "non-increasing list of probabilities in (0, 1)")
+                             f"non-increasing list of at most MAX_GAMMA = {MAX_GAMMA} probabilities in (0, 1)")
         dec["prefix_probs"] = list(map(float, r))
     for key in ("prompt_tokens", "output_tokens"):
         parse_length(wl[key], f"{source}: key 'workload.{key}'")

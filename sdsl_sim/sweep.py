@@ -9,11 +9,17 @@ Seeds: an axis named `seed` sets them verbatim; otherwise each point gets
 `SeedSequence(base_seed, spawn_key=hash(point inputs, replicate))` ("per-point", the default) or
 `SeedSequence(base_seed).spawn(replicates)[r]` (`seeds = "common"`: common random numbers across
 points), so a seed never depends on grid order, worker or resume. The point id hashes the point's full
-inputs and seed and names its part file in the store (`store.py`), which is what makes a resumed sweep
-end with exactly the rows of an uninterrupted one.
+inputs and seed; the store (`store.py`) keeps the ids of the points on disk, which is what makes a
+resumed sweep end with exactly the rows of an uninterrupted one.
+
+Large grids stream: `run_sweep` never lists the grid. It counts it (`count_points`; more than
+MAX_POINTS needs allow_large), checks every axis value on a few probe points (`probe`) before anything
+is written, then prepares each point only when an executor asks for it (`iter_points`), skipping those
+on disk. The manifest's fingerprint hashes the sweep's definition, not its point ids, for the same reason.
 
 This module owns the schema, the expansion, the seeds and `run_sweep`; `executors.py` runs the points
-(local processes or a dask.distributed cluster) and `store.py` keeps the results. Turning a point into a config and evaluating it are injected
+(inline, local processes or a dask.distributed cluster, in chunks) and `store.py` keeps the results,
+one part per chunk. Turning a point into a config and evaluating it are injected
 (`prepare_point`, `evaluate_point(config, seed) -> dict`); the defaults use `sim.run`, and the
 file's `evaluate` key picks what a point computes: "scenario" (default: `sim.run.evaluate`, simulated
 or expected-value per the scenario's run.method) or "nstar" (the hardware-aware optimal draft size).
@@ -23,11 +29,13 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -185,42 +193,101 @@ def _resolve_base(base, source: str, base_dir: Path | None) -> dict:
 # ---------------------------------------------------------------- expansion and seeds
 
 
+def count_points(sweep: Sweep) -> int:
+    """How many points the grid has (product of the groups' lengths, times replicates), without expanding it."""
+    return math.prod(len(rows) for _, rows in sweep.groups) * sweep.replicates
+
+
 def expand(sweep: Sweep, prepare_point=None) -> list[Point]:
-    """All points of the grid (product of axis groups, times replicates), in file order.
+    """All points of the grid (product of axis groups, times replicates), in file order, as a list.
 
     `prepare_point(base, overrides, source) -> config` turns the base dict and one point's
     {"table.key": value} overrides into the dict the evaluator gets (default: `apply_overrides`).
+    `run_sweep` streams the grid instead (`iter_points`); this list is for small grids and tests.
     """
     prepare_point = prepare_point or apply_overrides
-    points = []
-    for rows in itertools.product(*(rows for _, rows in sweep.groups)):
-        axis_values = {k: v for (keys, _), row in zip(sweep.groups, rows) for k, v in zip(keys, row)}
-        overrides = dict(axis_values)
-        explicit_seed = overrides.pop("seed", None)
-        where = f"{sweep.source} point ({', '.join(f'{k}={v!r}' for k, v in axis_values.items())})"
-        config = prepare_point(sweep.base, overrides, where)
-        inputs = flatten(config)
-        for replicate in range(sweep.replicates):
-            seed = explicit_seed if explicit_seed is not None else derive_seed(sweep, inputs, replicate)
-            pid = _digest({"inputs": inputs, "seed": seed})[:16]
-            points.append(Point(pid, config, inputs, axis_values, replicate, seed))
+    points = [p for axis_values in _grid(sweep) for p in _raw_points(sweep, axis_values, prepare_point)]
     _check_unique(points, sweep.source)
     return _normalise_columns(points)
 
 
-def derive_seed(sweep: Sweep, inputs: dict, replicate: int) -> int:
+def iter_points(sweep: Sweep, prepare_point=None, kinds: dict | None = None) -> Iterator[Point]:
+    """The points of `expand`, lazily: each is prepared (and so checked) only when it is reached.
+
+    Column types come from `kinds` ({column: set of value types}, default: `probe(sweep)`), the types
+    a few probe points show, since a stream cannot look ahead at every point as `expand` does.
+    """
+    prepare_point = prepare_point or apply_overrides
+    kinds = probe(sweep, prepare_point) if kinds is None else kinds
+    for axis_values in _grid(sweep):
+        for p in _raw_points(sweep, axis_values, prepare_point):
+            yield _normalise(p, kinds, sweep.source)
+
+
+def probe(sweep: Sweep, prepare_point=None) -> dict:
+    """Prepare one point per axis value (that value, every other group at its first row), replicate 0.
+
+    Checks every value of every axis before anything runs (unknown names, a value that does not fit)
+    and a repeated value (two rows of a group giving the same point); returns {column: set of value
+    types} over the probes, from which `iter_points` types its columns. A column's type depends on
+    the group that sets it, so the probes see every type it takes.
+    """
+    prepare_point = prepare_point or apply_overrides
+    first = [0] * len(sweep.groups)
+    choices = [tuple(first)]
+    for g, (_, rows) in enumerate(sweep.groups):
+        choices += [tuple(first[:g] + [r] + first[g + 1:]) for r in range(1, len(rows))]
+    kinds: dict = {}
+    seen: dict = {}
+    for choice in choices:
+        axis_values = {k: v for (keys, rows), r in zip(sweep.groups, choice) for k, v in zip(keys, rows[r])}
+        for p in _raw_points(sweep, axis_values, prepare_point, replicates=1):
+            if p.point_id in seen:
+                _check_unique([seen[p.point_id], p], sweep.source)
+            seen[p.point_id] = p
+            for name, value in p.inputs.items():
+                kinds.setdefault(name, set()).add(type(value))
+    return kinds
+
+
+def _grid(sweep: Sweep) -> Iterator[dict]:
+    """{axis key: value} of every grid point, in file order (lazily: itertools.product yields)."""
+    for rows in itertools.product(*(rows for _, rows in sweep.groups)):
+        yield {k: v for (keys, _), row in zip(sweep.groups, rows) for k, v in zip(keys, row)}
+
+
+def _raw_points(sweep: Sweep, axis_values: dict, prepare_point, replicates: int | None = None) -> list[Point]:
+    """The points (one per replicate) of one grid cell, inputs not yet normalised."""
+    overrides = dict(axis_values)
+    explicit_seed = overrides.pop("seed", None)
+    where = f"{sweep.source} point ({', '.join(f'{k}={v!r}' for k, v in axis_values.items())})"
+    config = prepare_point(sweep.base, overrides, where)
+    inputs = flatten(config)
+    inputs_json = _json(inputs)  # once: both digests below embed it
+    points = []
+    for replicate in range(sweep.replicates if replicates is None else replicates):
+        seed = explicit_seed if explicit_seed is not None else derive_seed(sweep, inputs, replicate, inputs_json)
+        # = _digest({"inputs": inputs, "seed": seed}), without encoding the inputs again
+        pid = hashlib.sha256(f'{{"inputs":{inputs_json},"seed":{_json(seed)}}}'.encode()).hexdigest()[:16]
+        points.append(Point(pid, config, inputs, axis_values, replicate, seed))
+    return points
+
+
+def derive_seed(sweep: Sweep, inputs: dict, replicate: int, inputs_json: str | None = None) -> int:
     """A 63-bit seed for one point, a function of base_seed, the inputs (per-point mode) and replicate."""
     if sweep.common_seeds:
         child = np.random.SeedSequence(sweep.base_seed).spawn(replicate + 1)[replicate]
     else:
-        words = np.frombuffer(bytes.fromhex(_digest({"inputs": inputs, "replicate": replicate})), np.uint32)
+        # = _digest({"inputs": inputs, "replicate": replicate})
+        text = f'{{"inputs":{inputs_json or _json(inputs)},"replicate":{_json(replicate)}}}'
+        words = np.frombuffer(hashlib.sha256(text.encode()).digest(), np.uint32)
         child = np.random.SeedSequence(sweep.base_seed, spawn_key=tuple(int(w) for w in words))
     return int(child.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def apply_overrides(base: dict, overrides: dict, source: str = "<sweep>") -> dict:
     """A deep copy of `base` with each dotted key set, creating missing tables on the way."""
-    config = copy.deepcopy(base)
+    config = _copy_tree(base)
     for dotted, value in overrides.items():
         node = config
         *parents, leaf = dotted.split(".")
@@ -228,8 +295,19 @@ def apply_overrides(base: dict, overrides: dict, source: str = "<sweep>") -> dic
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise InputError(f"{source}: axis {dotted!r}: {part!r} is a value, not a table")
-        node[leaf] = copy.deepcopy(value)
+        node[leaf] = _copy_tree(value)
     return config
+
+
+def _copy_tree(value):
+    """copy.deepcopy for TOML data (tables, arrays, scalars), several times faster; other objects deep-copied."""
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(v) for v in value]
+    if value is None or isinstance(value, (str, int, float)):  # bool is an int
+        return value
+    return copy.deepcopy(value)
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -243,9 +321,12 @@ def flatten(config: dict, prefix: str = "") -> dict:
     return flat
 
 
+def _json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _digest(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_json(obj).encode()).hexdigest()
 
 
 def _check_unique(points: list[Point], source: str) -> None:
@@ -259,24 +340,48 @@ def _check_unique(points: list[Point], source: str) -> None:
         seen[p.point_id] = p
 
 
+def _cell(kinds: set, value):
+    """One input value in its column's type: lists/tables as JSON, int+float -> float, else mixed -> str."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True, default=str)
+    if kinds == {int, float}:
+        return float(value)
+    if len(kinds) > 1:
+        return str(value)
+    return value
+
+
 def _normalise_columns(points: list[Point]) -> list[Point]:
-    """Give each input column one parquet type: lists/tables as JSON, int+float -> float, else mixed -> str."""
+    """Give each input column one parquet type over all `points` (see `_cell`)."""
     names = dict.fromkeys(k for p in points for k in p.inputs)
     kinds = {n: {type(p.inputs[n]) for p in points if n in p.inputs} for n in names}
-
-    def cell(name, value):
-        if isinstance(value, (list, dict)):
-            return json.dumps(value, sort_keys=True, default=str)
-        if kinds[name] == {int, float}:
-            return float(value)
-        if len(kinds[name]) > 1:
-            return str(value)
-        return value
-
     return [
-        Point(p.point_id, p.config, {n: cell(n, v) for n, v in p.inputs.items()}, p.axis_values, p.replicate, p.seed)
+        Point(p.point_id, p.config, {n: _cell(kinds[n], v) for n, v in p.inputs.items()}, p.axis_values,
+              p.replicate, p.seed)
         for p in points
     ]
+
+
+def _normalise(p: Point, kinds: dict, source: str) -> Point:
+    """One streamed point's inputs typed as the probes typed their columns (see `_cell`)."""
+    inputs = {}
+    for name, value in p.inputs.items():
+        seen = kinds.get(name)
+        kind = type(value)
+        if seen is not None and kind in seen and len(seen) == 1 and kind is not list and kind is not dict:
+            inputs[name] = value  # the common case: the one type the probes saw
+        elif isinstance(value, (list, dict)) or (seen is not None and kind in seen):
+            inputs[name] = _cell(seen or set(), value)
+        elif seen is None:
+            inputs[name] = value  # a column no probe has: the store adds it (nulls in earlier parts)
+        elif seen <= {int, float} and kind in (int, float):
+            inputs[name] = float(value)  # the store widens the column to double, as expand would
+        else:
+            raise InputError(
+                f"{source}: point {p.describe()}: key {name!r} is {value!r} ({kind.__name__}), other points "
+                f"give it {', '.join(sorted(t.__name__ for t in seen))}; expected one type per key across the grid"
+            )
+    return Point(p.point_id, p.config, inputs, p.axis_values, p.replicate, p.seed)
 
 
 # ---------------------------------------------------------------- evaluation and executors
@@ -352,6 +457,9 @@ def evaluate_nstar_point(config: dict, seed: int) -> dict:
     return result.summary()
 
 
+MAX_POINTS = 100_000  # a larger grid needs allow_large (--allow-large): it may run for days
+
+
 def run_sweep(
     sweep: Sweep,
     out_dir: str | os.PathLike,
@@ -362,13 +470,17 @@ def run_sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    allow_large: bool = False,
 ) -> dict:
-    """Evaluate every point not yet in `out_dir`, writing each as it finishes; return a summary.
+    """Evaluate every point not yet in `out_dir`, writing each finished chunk as it arrives; return a summary.
 
     prepare_point / evaluate_point: see `expand`; default: the sweep file's `evaluate` choice.
-    executor "local": a pool of `workers` processes (default os.cpu_count(); 1 runs in this process).
-    executor "dask": the points go to the dask.distributed scheduler at `scheduler`; rows are still
-    written here, by the same store code.
+    executor "local": a pool of `workers` processes (default os.cpu_count(), never more than the points
+    left; 1 runs in this process). executor "dask": the points go to the dask.distributed scheduler at
+    `scheduler`; rows are still written here, by the same store code.
+    The grid streams: points are prepared (and checked) as the executor needs them, after a probe of
+    every axis value (`probe`) that catches most mistakes before anything is written. A grid of more
+    than MAX_POINTS points is refused unless `allow_large`. progress: a bar on stderr when it is a terminal.
     """
     from tqdm import tqdm
 
@@ -377,49 +489,108 @@ def run_sweep(
     if executor == "dask" and not scheduler:
         raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     started = time.perf_counter()
+    total = count_points(sweep)
+    if total > MAX_POINTS and not allow_large:
+        raise InputError(
+            f"{sweep.source}: the grid has {total:,} points, more than the limit of {MAX_POINTS:,}; expected "
+            "fewer axis values or replicates, or --allow-large to run it anyway"
+        )
     default_prepare, default_evaluate = {"scenario": (prepare_scenario_point, evaluate_scenario_point),
                                          "nstar": (prepare_nstar_point, evaluate_nstar_point)}[sweep.evaluator]
     prepare_point, evaluate_point = prepare_point or default_prepare, evaluate_point or default_evaluate
-    points = expand(sweep, prepare_point)
+    kinds = probe(sweep, prepare_point)  # every axis value checked before anything is written
     out_dir = Path(out_dir)
-    done = store.open_store(out_dir, _manifest(sweep, points))
-    todo = [p for p in points if p.point_id not in done]
-    workers = workers or os.cpu_count() or 1
-    if executor == "local":
-        if evaluate_point in (evaluate_scenario_point, evaluate_nstar_point) and todo:
+    counts = {"run": 0, "quarantined": 0}
+    with store.open_store(out_dir, _manifest(sweep, total, prepare_point, evaluate_point), progress) as st:
+        _warn_quarantined(out_dir, st.quarantined)
+        counts["quarantined"] += len(st.quarantined)
+        todo = max(0, total - len(st.done))
+        workers = min(workers or os.cpu_count() or 1, max(1, todo))
+        if executor == "local" and workers > 1 and evaluate_point in (evaluate_scenario_point, evaluate_nstar_point):
             from .sim import run  # noqa: F401  (forked workers inherit it: ~2 s of imports each saved)
-        results = executors.run_local(todo, evaluate_point, workers)
+        bar = tqdm(total=total, unit="point", file=sys.stderr, disable=None if progress else True)
+        try:
+            first = True
+            while True:
+                unknown = _run_pass(sweep, st, prepare_point, evaluate_point, kinds, executor, workers, scheduler,
+                                    bar, counts, first)
+                first = False
+                if not unknown:
+                    break
+                # Parts of this sweep's fingerprint holding points its grid does not have: aside, and
+                # run again whatever grid points they also held.
+                moved = st.quarantine_points(unknown, "points not in this sweep")
+                _warn_quarantined(out_dir, st.quarantined[-moved:])
+                counts["quarantined"] += moved
+        finally:
+            bar.close()
+    summary = {"points": total, "run": counts["run"], "skipped": total - counts["run"], "out": str(out_dir),
+               "executor": executor}
+    if executor == "local":
+        summary["workers"] = workers
+    if counts["quarantined"]:
+        summary["quarantined"] = counts["quarantined"]
+    summary["wall_s"] = time.perf_counter() - started
+    return summary
+
+
+def _run_pass(sweep, st, prepare_point, evaluate_point, kinds, executor, workers, scheduler, bar, counts,
+              first: bool) -> set:
+    """Stream the grid once, running the points not on disk; return the ids on disk the grid never reached."""
+    pending = set(st.done)  # on disk, not yet met in the grid
+    todo = max(0, count_points(sweep) - len(pending))
+    seen: dict = {}  # point id -> point, for the first MAX_POINTS points: a repeated point is an error
+
+    def points():
+        for p in iter_points(sweep, prepare_point, kinds):
+            if len(seen) < MAX_POINTS:
+                if p.point_id in seen:
+                    _check_unique([seen[p.point_id], p], sweep.source)
+                seen[p.point_id] = Point(p.point_id, {}, {}, p.axis_values, p.replicate, p.seed)  # no config kept
+            if p.point_id in pending:
+                pending.discard(p.point_id)
+                if first:
+                    bar.update()
+                continue
+            if p.point_id in st.done:  # written earlier in this pass: a repeated point past MAX_POINTS
+                continue
+            yield p
+
+    if executor == "local":
+        batches = executors.run_local(points(), evaluate_point, workers, todo)
     else:
-        results = executors.run_dask(todo, evaluate_point, scheduler)
-    bar = tqdm(total=len(todo), unit="point", file=sys.stderr, disable=not progress or not todo)
+        batches = executors.run_dask(points(), evaluate_point, scheduler, todo)
     try:
-        for point, metrics, wall_s in results:
-            row = store.make_row(point.point_id, point.replicate, point.seed, point.inputs, metrics, wall_s)
-            store.write_part(out_dir, point.point_id, row)
-            bar.update()
-    except InputError as exc:
-        raise InputError(f"{sweep.source}: {exc}") from None
+        for batch in batches:
+            rows = [store.make_row(p.point_id, p.replicate, p.seed, p.inputs, metrics, wall_s)
+                    for p, (metrics, wall_s) in zip(batch.points, batch.results)]
+            if rows:
+                st.write(rows)
+                counts["run"] += len(rows)
+                bar.update(len(rows))
+            if batch.error is not None:
+                failed = batch.points[len(batch.results)]
+                raise InputError(f"{sweep.source}: point {failed.describe()}: {batch.error}")
     finally:
-        results.close()
-        bar.close()
-    store.finalize(out_dir)
-    return {
-        "points": len(points),
-        "run": len(todo),
-        "skipped": len(points) - len(todo),
-        "out": str(out_dir),
-        "executor": executor,
-        "wall_s": time.perf_counter() - started,
-    }
+        batches.close()
+    return pending
 
 
-def _manifest(sweep: Sweep, points: list[Point]) -> dict:
+def _warn_quarantined(out_dir: Path, moved: list) -> None:
+    """One warning line on stderr naming the parts moved into _quarantine/ and why."""
+    if not moved:
+        return
+    named = ", ".join(f"{name} ({why})" for name, why in moved[:3])
+    more = f" and {len(moved) - 3} more" if len(moved) > 3 else ""
+    print(f"warning: --out {out_dir}: moved {len(moved)} bad part{'s' * (len(moved) > 1)} into "
+          f"{out_dir / store.QUARANTINE}/: {named}{more}; their points run again", file=sys.stderr)
+
+
+def _manifest(sweep: Sweep, total: int, prepare_point=None, evaluate_point=None) -> dict:
     return {
         "source": Path(sweep.source).name,
-        # A GPU or runtime profile named by path is data outside the package's code digest: its content
-        # joins the fingerprint, so an edited profile is a different sweep rather than a silent mix.
-        "fingerprint": _digest([sorted(p.point_id for p in points), _profile_files(points)]),
-        "points": len(points),
+        "fingerprint": fingerprint(sweep, prepare_point, evaluate_point),
+        "points": total,
         "version": __version__,
         "code_digest": store.code_digest(),
         "axes": [k for keys, _ in sweep.groups for k in keys],
@@ -429,8 +600,40 @@ def _manifest(sweep: Sweep, points: list[Point]) -> dict:
     }
 
 
-def _profile_files(points: list[Point]) -> dict:
-    """{path: sha256 of its bytes} for every hardware or runtime profile the points name by path."""
-    paths = {str(p.config.get("hardware", {}).get(key)) for p in points for key in ("name", "runtime")}
+def fingerprint(sweep: Sweep, prepare_point=None, evaluate_point=None) -> str:
+    """A hash of what decides a sweep's points, without expanding it: the base, the axis groups (in a
+    canonical order: the same grid written in another order is the same sweep), replicates, seeds, the
+    evaluator and the content of any GPU or runtime profile named by path. With the build (the
+    manifest's code digest) it fixes every point id, so an equal fingerprint means the same points."""
+    groups = []
+    for keys, rows in sweep.groups:
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        canonical_rows = sorted((tuple(row[i] for i in order) for row in rows),
+                                key=lambda r: json.dumps(r, sort_keys=True, default=str))
+        groups.append([[keys[i] for i in order], canonical_rows])
+    groups.sort(key=lambda g: g[0])
+
+    def name(fn):
+        return None if fn is None else f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+
+    return _digest({
+        "base": sweep.base, "groups": groups, "replicates": sweep.replicates, "base_seed": sweep.base_seed,
+        "common_seeds": sweep.common_seeds, "evaluate": sweep.evaluator,
+        "functions": [name(prepare_point), name(evaluate_point)],
+        # A GPU or runtime profile named by path is data outside the package's code digest: its content
+        # joins the fingerprint, so an edited profile is a different sweep rather than a silent mix.
+        "profiles": _profile_files(sweep),
+    })
+
+
+def _profile_files(sweep: Sweep) -> dict:
+    """{path: sha256 of its bytes} for every hardware or runtime profile the sweep names by path."""
+    values = [sweep.base.get("hardware", {}).get(key) for key in ("name", "runtime")
+              if isinstance(sweep.base.get("hardware"), dict)]
+    for keys, rows in sweep.groups:
+        for i, key in enumerate(keys):
+            if key in ("hardware.name", "hardware.runtime"):
+                values += [row[i] for row in rows]
+    paths = {str(v) for v in values if isinstance(v, str) and v.endswith(".toml")}
     return {path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
-            for path in sorted(paths) if path.endswith(".toml") and Path(path).is_file()}
+            for path in sorted(paths) if Path(path).is_file()}

@@ -52,12 +52,12 @@ def test_fit_nstar(capsys):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["--alpha", "1.2", "--target-params", "70B", "--draft-params", "1B"], "1.2 is outside (0, 1)"),
-        (["--alpha", "0", "--target-params", "70B", "--draft-params", "1B"], "outside (0, 1)"),
+        (["--alpha", "1.2", "--target-params", "70B", "--draft-params", "1B"], "'1.2' is above 1; expected a finite number in (0, 1)"),
+        (["--alpha", "0", "--target-params", "70B", "--draft-params", "1B"], "'0' is at or below 0; expected a finite number in (0, 1)"),
         (["--alpha", "0.6", "--target-params", "70X", "--draft-params", "1B"], "'70X' is not a number"),
-        (["--alpha", "0.6", "--target-params", "-5", "--draft-params", "1B"], "must be a positive"),
+        (["--alpha", "0.6", "--target-params", "-5", "--draft-params", "1B"], "size '-5' is below 1"),
         (["--alpha", "0.6", "--target-params", "1B", "--draft-params", "2B"], "must be smaller than"),
-        (["--alpha", "0.6", "--target-params", "70B", "--draft-params", "1B", "--gamma", "2.5"], "'2.5' is not an integer"),
+        (["--alpha", "0.6", "--target-params", "70B", "--draft-params", "1B", "--gamma", "2.5"], "'2.5' is not an integer; expected an integer in [0, 64]"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):

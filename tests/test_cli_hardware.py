@@ -59,9 +59,9 @@ def test_latency_tp_and_dtype(capsys):
     (["--model", "llama-2-7b", "--hardware", "h100"], "unknown hardware 'h100'; did you mean h100-sxm"),
     (["--model", "llama2-7b", "--hardware", "h100-sxm"], "unknown model 'llama2-7b'; did you mean llama-2-7b"),
     (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--runtime", "eagre"], "did you mean eager"),
-    (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--batch", "0"], "batch 0"),
+    (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--batch", "0"], "argument --batch: '0' is below 1; expected an integer in [1, 65,536] (MAX_BATCH)"),
     (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--tp", "3"], "tp 3 does not divide"),
-    (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--bandwidth-scale", "0"], "bandwidth scale 0"),
+    (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--bandwidth-scale", "0"], "argument --bandwidth-scale: '0' is below 0.001"),
     (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--dtype", "fp4"], "invalid choice: 'fp4'"),
 ])
 def test_latency_errors_exit_2_with_one_line(capsys, argv, message):

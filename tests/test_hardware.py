@@ -85,13 +85,17 @@ def test_user_profile_by_path(tmp_path):
 @pytest.mark.parametrize("edit,message", [
     (lambda t: t + "\nhbm_bw = 3.0\n", "key 'hbm_bw' unknown; expected one of"),
     (lambda t: t.replace("memory_mib = 81920", 'memory_mib = "81920"'), "key 'memory_mib' must be a float"),
-    (lambda t: t.replace("memory_mib = 81920", "memory_mib = 0"), "key 'memory_mib' = 0.0; expected a positive"),
-    (lambda t: t.replace("bf16_tflops = 312.0", "bf16_tflops = 0.0"), "key 'bf16_tflops' = 0.0; expected a positive"),
-    (lambda t: t.replace("bw_eff_max = 0.823", "bw_eff_max = 1.5"), "key 'bw_eff_max' = 1.5; expected a fraction"),
+    (lambda t: t.replace("memory_mib = 81920", "memory_mib = 0"), r"key 'memory_mib' = 0.0; expected a finite number in \[1e-06, 1e\+09\]"),
+    (lambda t: t.replace("bf16_tflops = 312.0", "bf16_tflops = 0.0"), r"key 'bf16_tflops' = 0.0; expected a finite number in \[1e-06"),
+    (lambda t: t.replace("bw_eff_max = 0.823", "bw_eff_max = 1.5"), r"key 'bw_eff_max' = 1.5; expected a finite number in \[0.001, 1\]"),
     (lambda t: t.replace("kernel_floor_us = 5.0", "kernel_floor_us = -1.0"), "key 'kernel_floor_us' = -1.0"),
     (lambda t: t.replace("link_eff = 0.78", ""), "key 'link_eff' missing"),
     (lambda t: t.replace('default_runtime = "default"', 'default_runtime = "fast"'), "key 'default_runtime' = 'fast'"),
     (lambda t: t + "\n[oops\n", "not valid TOML"),
+    (lambda t: t.replace("hbm_bandwidth_gb_s = 2039.0", "hbm_bandwidth_gb_s = inf"), "key 'hbm_bandwidth_gb_s' = inf"),
+    (lambda t: t.replace("kernel_floor_us = 5.0", "kernel_floor_us = nan"), "key 'kernel_floor_us' = nan"),
+    (lambda t: t.replace("memory_mib = 81920", "memory_mib = 1" + "0" * 400), "key 'memory_mib' = inf"),
+    (lambda t: t.replace('default_runtime = "default"', 'default_runtime = ""'), "key 'default_runtime' is empty"),
 ])
 def test_profile_validation_names_file_and_key(tmp_path, edit, message):
     path = _copy_profile(tmp_path, edit)
@@ -186,3 +190,15 @@ def test_none_runtime_drops_only_host_costs():
     none, default = load_runtime("none"), load_runtime("default")
     assert (none.step_s, none.per_sequence_s, none.kernel_launch_s) == (0.0, 0.0, 0.0)
     assert none.small_kernels_per_layer == default.small_kernels_per_layer > 0
+
+
+def test_a_profile_is_served_from_memory_until_its_file_changes(tmp_path):
+    gpu = tmp_path / "my-gpu.toml"
+    gpu.write_text((files("sdsl_sim") / "hardware_profiles" / "ideal.toml").read_text())
+    first = load_gpu(str(gpu))
+    assert load_gpu(str(gpu)) is first
+    assert load_gpu("h100-sxm") is load_gpu("h100-sxm")
+    gpu.write_text(gpu.read_text().replace("hbm_bandwidth_gb_s = 1000.0", "hbm_bandwidth_gb_s = 2000.0"))
+    assert load_gpu(str(gpu)).hbm_bandwidth_bytes_per_s == 2 * first.hbm_bandwidth_bytes_per_s
+    with pytest.raises(InputError, match="not found"):
+        load_gpu(str(tmp_path / "missing.toml"))

@@ -83,6 +83,17 @@ def test_synthetic_targets_shard_over_tp_8(params):
         assert pass_latency_s(m, gpu, batch=1, tokens=1, context=512, tp=tp) > 0
 
 
+def test_every_synthetic_size_from_the_stated_minimum_builds():
+    """Rounding the hidden size used to leave no FFN in bands such as 20.7-21.3M (an nstar scan crossed it)."""
+    from sdsl_sim.models import MIN_SYNTHETIC_PARAMS
+
+    for params in np.geomspace(MIN_SYNTHETIC_PARAMS, 1e9, 4000):
+        m = synthetic_model(params)
+        assert m.params == pytest.approx(params, rel=0.02) and m.ffn_size >= 16
+    with pytest.raises(InputError, match="too small; expected at least 8.3M"):
+        synthetic_model(0.99 * MIN_SYNTHETIC_PARAMS)
+
+
 def test_synthetic_heads_divisible_by_8_from_hidden_2048_and_drafts_unchanged():
     for params in np.geomspace(1e9, 1e12, 40):
         m = synthetic_model(params)

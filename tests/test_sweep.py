@@ -2,7 +2,9 @@
 
 import itertools
 import json
+import os
 import re
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdsl_sim import __version__, store
+from sdsl_sim import __version__, executors, store
 from sdsl_sim.cli import main
 from sdsl_sim.errors import InputError
 from sdsl_sim.sweep import apply_overrides, expand, load_sweep, run_sweep, sweep_from_dict
@@ -169,18 +171,39 @@ def test_dataset_has_one_row_per_point_with_inputs_metrics_version_and_seed(tmp_
     assert df["speedup"].notna().sum() == (df["method"] == "analytic").sum()
 
 
-def test_resume_skips_finished_points_and_ends_with_the_same_rows(tmp_path):
+def dead_pid() -> int:
+    """The pid of a process that has ended (a writer killed mid-write)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_resume_skips_finished_points_and_ends_with_the_same_rows(tmp_path, monkeypatch):
     sweep = toy_sweep(replicates=2)
     run(sweep, tmp_path / "full")
+    monkeypatch.setattr(executors, "CHUNK_MAX_POINTS", 1)  # one point per part
     run(sweep, tmp_path / "part")
     parts = sorted((tmp_path / "part").glob("part-*.parquet"))
+    assert len(parts) == len(expand(sweep))
     for path in parts[::3]:
         path.unlink()
-    (tmp_path / "part" / ".part-deadbeef.parquet.1.tmp").write_bytes(b"half a file")
+    dead = tmp_path / "part" / f".part-deadbeef.parquet.{dead_pid()}.tmp"
+    live = tmp_path / "part" / f".part-cafe.parquet.{os.getpid()}.tmp"  # a live writer's: left alone
+    for tmp in (dead, live):
+        tmp.write_bytes(b"half a file")
     summary = run(sweep, tmp_path / "part")
     assert summary["run"] == len(parts[::3]) and summary["skipped"] == len(parts) - len(parts[::3])
-    assert not list((tmp_path / "part").glob(".*.tmp"))
+    assert not dead.exists() and live.exists()
     assert_same_rows(pd.read_parquet(tmp_path / "full"), pd.read_parquet(tmp_path / "part"))
+
+
+def test_fast_points_share_parts_and_a_resume_keeps_them(tmp_path):
+    sweep = toy_sweep(replicates=2)
+    run(sweep, tmp_path / "out")
+    assert len(list((tmp_path / "out").glob("part-*.parquet"))) < len(expand(sweep))  # chunked
+    summary = run(sweep, tmp_path / "out")
+    assert summary["run"] == 0 and summary["skipped"] == len(expand(sweep))
+    assert len(pd.read_parquet(tmp_path / "out")) == len(expand(sweep))
 
 
 def test_process_pool_gives_the_rows_of_an_inline_run(tmp_path):
@@ -212,7 +235,7 @@ def test_a_points_bad_input_names_the_point(tmp_path):
     with pytest.raises(InputError, match=r"toy.toml: point \(workload.batch=64, .*batch 64 does not fit"):
         run_sweep(toy_sweep(), tmp_path / "out", evaluate_point=evaluate, prepare_point=apply_overrides,
                   workers=1, progress=False)
-    assert len(list((tmp_path / "out").glob("part-*.parquet"))) == 6  # batch 1 and 8 landed
+    assert sorted(pd.read_parquet(tmp_path / "out")["workload.batch"]) == [1] * 3 + [8] * 3  # batch 1 and 8 landed
 
 
 def test_dask_executor_without_distributed_says_how_to_install(tmp_path, monkeypatch):

@@ -30,3 +30,19 @@ def test_unreachable_scheduler_is_an_input_error(tmp_path, monkeypatch):
     monkeypatch.setattr(executors, "DASK_CONNECT_TIMEOUT_S", 1)
     with pytest.raises(InputError, match=r"cannot reach the dask scheduler at 'tcp://127.0.0.1:9'"):
         run(toy_sweep(), tmp_path / "out", executor="dask", scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_scheduler_that_is_not_an_address_is_one_error_line_and_no_hang(tmp_path):
+    """The half-made client is closed: no 40 s wait at exit, no traceback from its finalizer."""
+    import subprocess
+    import time
+
+    from test_sweep_resume import ROOT, sweep_cli
+
+    started = time.monotonic()
+    done = subprocess.run([*sweep_cli(small_sweep_file(tmp_path), tmp_path / "out"), "--scheduler", "not-an-address"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot reach the dask scheduler at 'not-an-address'" in done.stderr
+    assert time.monotonic() - started < 30  # was 40 s of a hanging finalizer

@@ -46,12 +46,17 @@ def perplexity(params, train_tokens, law: PerplexityLaw = PERPLEXITY_LAW):
     """Pre-training perplexity of a model with `params` parameters trained on `train_tokens` tokens."""
     params = np.asarray(params, dtype=float)
     train_tokens = np.asarray(train_tokens, dtype=float)
-    return np.exp(law.e + law.a / params**law.alpha + law.b / train_tokens**law.beta)
+    # Far outside the fit (a handful of parameters or tokens) the law's perplexity exceeds a float: inf,
+    # quietly. Callers check the alpha it leads to and report it.
+    with np.errstate(over="ignore", divide="ignore"):
+        return np.exp(law.e + law.a / params**law.alpha + law.b / train_tokens**law.beta)
 
 
 def alpha_from_perplexity(draft_ppl, target_ppl, law: AlphaLaw = ALPHA_LAW):
-    """Acceptance rate from draft and target perplexity (SDSL Equation 5). Not clipped to (0, 1)."""
-    return law.a * np.asarray(draft_ppl, dtype=float) + law.b * np.asarray(target_ppl, dtype=float) + law.c
+    """Acceptance rate from draft and target perplexity (SDSL Equation 5). Not clipped to (0, 1); NaN where
+    both perplexities are infinite (see `perplexity`): callers check the range and report it."""
+    with np.errstate(invalid="ignore"):
+        return law.a * np.asarray(draft_ppl, dtype=float) + law.b * np.asarray(target_ppl, dtype=float) + law.c
 
 
 def alpha_from_sizes(draft_params, target_params, train_tokens, law: AlphaLaw = ALPHA_LAW):
@@ -67,9 +72,15 @@ def alpha_from_sizes(draft_params, target_params, train_tokens, law: AlphaLaw = 
     if np.any(bad):
         i = np.flatnonzero(np.broadcast_to(bad, np.shape(alpha)).ravel())[0] if np.ndim(alpha) else 0
         value = np.ravel(alpha)[i]
+        draft = np.ravel(np.broadcast_to(draft_params, np.shape(alpha)))[i]
+        if np.isnan(value):
+            raise InputError(
+                f"the perplexity law overflows for draft params {draft:.4g} at train tokens "
+                f"{np.ravel(np.broadcast_to(train_tokens, np.shape(alpha)))[i]:.4g}: no alpha; expected sizes and "
+                "training tokens within the law's reach (billions of tokens)"
+            )
         raise InputError(
-            f"alpha law gives alpha = {value:.4g} for draft params "
-            f"{np.ravel(np.broadcast_to(draft_params, np.shape(alpha)))[i]:.4g}; "
+            f"alpha law gives alpha = {value:.4g} for draft params {draft:.4g}; "
             "expected a value in (0, 1): the draft is too small for the law to hold"
         )
     return alpha

@@ -104,8 +104,9 @@ class LinearFit:
 def fit_n_star(train_tokens: float, target_params=PAPER_TARGET_PARAMS) -> LinearFit:
     """Least-squares line N* = mu M + M0 through the numerical N* of each target size."""
     targets = np.asarray(target_params, dtype=float)
-    if targets.size < 2:
-        raise InputError(f"fitting a line needs at least 2 target sizes, got {targets.size}")
+    if targets.ndim != 1 or np.unique(targets).size < 2:
+        raise InputError(f"fitting a line needs at least 2 distinct target sizes, got "
+                         f"{', '.join(f'{m:g}' for m in np.ravel(targets)) or 'none'}")
     optima = np.array([n_star(m, train_tokens).n_star_params for m in targets])
     mu, m0 = np.polyfit(targets, optima, 1)
     residual = optima - (mu * targets + m0)

@@ -86,9 +86,13 @@ def optimal_gamma(alpha, cost_ratio):
 
 
 def speculation_helps(alpha, cost_ratio):
-    """True where some lookahead gamma > 0 beats plain decoding (the real optimum is positive)."""
-    t, log_inv_alpha = _lambert_solution(alpha, cost_ratio)
-    return np.log1p(t) / log_inv_alpha - 1 > 0
+    """True where some integer lookahead gamma >= 1 beats plain decoding: where `best_integer_gamma` > 0.
+
+    A lookahead is a whole number of draft tokens, so this follows the integer optimum, not the real one:
+    a real optimum gamma* in (0, 1) can have S(gamma*) > 1 while S(1) <= S(0) = 1, and then no lookahead
+    a decoder can run helps (gamma* > 0 is necessary, not sufficient)."""
+    best = best_integer_gamma(alpha, cost_ratio)
+    return np.asarray(best) > 0 if np.ndim(best) else bool(best > 0)
 
 
 def optimal_speedup(alpha, cost_ratio):

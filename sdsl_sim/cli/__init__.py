@@ -13,7 +13,7 @@ import math
 import sys
 
 from ..errors import InputError
-from ..units import parse_count
+from ..units import GAMMA, PARAMS, TRAIN_TOKENS, Range, parse_count, parse_int, parse_real
 
 # Order is the order of `sdsl-sim --help`.
 COMMAND_MODULES = ("analytic", "hardware", "sweep", "simulate", "nstar", "report")
@@ -39,51 +39,61 @@ def arg_type(parse):
     return convert
 
 
-def count_type(what: str = "value"):
-    """argparse `type=` for counts written as 70e9, 70B, 277M or 1.5T."""
-    return arg_type(lambda text: parse_count(text, what))
+def count_type(what: str = "value", bounds: Range = PARAMS):
+    """argparse `type=` for counts written as 70e9, 70B, 277M or 1.5T, within `bounds`."""
+    return arg_type(lambda text: parse_count(text, what, bounds))
+
+
+def int_type(bounds: Range):
+    """argparse `type=` for an exact integer within `bounds` (`1e3` is accepted, `2.5` is not)."""
+    return arg_type(lambda text: parse_int(text, bounds))
+
+
+def real_type(bounds: Range):
+    """argparse `type=` for a finite number within `bounds`."""
+    return arg_type(lambda text: parse_real(text, bounds))
+
+
+def parse_text(text: str) -> str:
+    """A name or path as given; an empty or blank one is an error, never "not given"."""
+    if not text.strip():
+        raise InputError(f"{text!r} is empty; expected a name or a path")
+    if "\0" in text:
+        raise InputError(f"{text!r} holds a NUL character; expected a name or a path")
+    return text
+
+
+text_type = arg_type(parse_text)
+ALPHA = Range(0.0, 1.0, low_open=True, high_open=True)
 
 
 def parse_alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{text!r} is not a number; expected a value in (0, 1)") from None
-    if not 0 < value < 1:
-        raise InputError(f"{text} is outside (0, 1)")
-    return value
+    return parse_real(text, ALPHA)
 
 
 alpha_type = arg_type(parse_alpha)
 
 
-def int_type(minimum: int = 0):
-    """argparse `type=` for an integer >= minimum (`1e3` is accepted, `2.5` is not)."""
-
-    def parse(text: str) -> int:
-        try:
-            number = float(text)
-        except ValueError:
-            number = float("nan")
-        if not number.is_integer() or number < minimum:
-            raise InputError(f"{text!r} is not an integer >= {minimum}")
-        return int(number)
-
-    return arg_type(parse)
+def parse_list(text: str, parse) -> list:
+    """A comma-separated list, each item through `parse`; at least one item."""
+    items = [part for part in text.split(",") if part.strip()]
+    if not items:
+        raise InputError(f"{text!r} is empty; expected a comma-separated list")
+    return [parse(item) for item in items]
 
 
 def gamma_type(*policies: str):
-    """argparse `type=` for a lookahead: an integer >= 0, or one of the named `policies`."""
-    integer = int_type(0)
+    """argparse `type=` for a lookahead: an integer in [0, MAX_GAMMA], or one of the named `policies`."""
 
     def parse(text: str):
         if text in policies:
             return text
         try:
-            return integer(text)
-        except argparse.ArgumentTypeError:
-            expected = " or ".join(["an integer >= 0", *map(repr, policies)])
-            raise InputError(f"{text!r} is not {expected}") from None
+            return parse_int(text, GAMMA)
+        except InputError as exc:
+            if not policies:
+                raise
+            raise InputError(f"{exc}, or one of {', '.join(map(repr, policies))}") from None
 
     return arg_type(parse)
 
@@ -91,7 +101,7 @@ def gamma_type(*policies: str):
 def add_train_tokens(parser: argparse.ArgumentParser) -> None:
     from ..analytic import DEFAULT_TRAIN_TOKENS
 
-    parser.add_argument("--train-tokens", type=count_type("token count"), default=DEFAULT_TRAIN_TOKENS, metavar="D",
+    parser.add_argument("--train-tokens", type=count_type("token count", TRAIN_TOKENS), default=DEFAULT_TRAIN_TOKENS, metavar="D",
                         help=f"pre-training tokens of both models, for the SDSL laws (default {DEFAULT_TRAIN_TOKENS:g})")
 
 
@@ -145,11 +155,15 @@ def main(argv=None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        sys.stderr.close()
+    except OSError as exc:  # a file or folder the user named: unwritable, full, a file where a folder goes
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        sys.stderr.close()
     return 0
 
 

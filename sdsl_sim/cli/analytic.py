@@ -3,10 +3,11 @@
 from .. import analytic
 from ..errors import InputError
 from ..units import parse_count
-from . import add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type
+from . import add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type, parse_list
+
 
 def _targets(text: str) -> list[float]:
-    return [parse_count(part, "target size") for part in text.split(",") if part.strip()]
+    return parse_list(text, lambda part: parse_count(part, "target size"))
 
 
 def _check_pair(target_params: float, draft_params: float) -> None:

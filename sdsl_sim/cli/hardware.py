@@ -3,7 +3,8 @@
 from ..costs import check_memory, pass_cost
 from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu
 from ..models import DTYPE_BYTES, list_models, load_model
-from . import add_json_flag
+from ..units import BATCH, CONTEXT, SCALE, TOKENS, TP
+from . import add_json_flag, int_type, real_type, text_type
 
 
 def register(subparsers) -> None:
@@ -13,17 +14,17 @@ def register(subparsers) -> None:
         description="GPU time of one forward pass: BATCH sequences each adding TOKENS new tokens on top of "
         "CONTEXT cached ones (prefill: --tokens PROMPT --context 0). Host per-step costs are not included.",
     )
-    p.add_argument("--model", required=True, help="catalog name (see `sdsl-sim list models`) or synthetic-<size>")
-    p.add_argument("--hardware", required=True, help="GPU profile name (see `sdsl-sim list hardware`) or a .toml path")
-    p.add_argument("--batch", type=int, default=1, help="sequences in the pass (default 1)")
-    p.add_argument("--tokens", type=int, default=1, help="new tokens per sequence (default 1)")
-    p.add_argument("--context", type=int, default=0, help="tokens already cached per sequence (default 0)")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (default 1)")
+    p.add_argument("--model", required=True, type=text_type, help="catalog name (see `sdsl-sim list models`) or synthetic-<size>")
+    p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name (see `sdsl-sim list hardware`) or a .toml path")
+    p.add_argument("--batch", type=int_type(BATCH), default=1, help="sequences in the pass (default 1)")
+    p.add_argument("--tokens", type=int_type(TOKENS), default=1, help="new tokens per sequence (default 1)")
+    p.add_argument("--context", type=int_type(CONTEXT), default=0, help="tokens already cached per sequence (default 0)")
+    p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel degree (default 1)")
     p.add_argument("--dtype", default="bf16", choices=list(DTYPE_BYTES), help="weight dtype (default bf16)")
     p.add_argument("--kv-dtype", default="bf16", choices=list(DTYPE_BYTES), help="KV-cache dtype (default bf16)")
-    p.add_argument("--runtime", default=None, help="runtime profile (default: the GPU's own; see `sdsl-sim list runtimes`)")
+    p.add_argument("--runtime", default=None, type=text_type, help="runtime profile (default: the GPU's own; see `sdsl-sim list runtimes`)")
     for what in ("bandwidth", "flops", "memory", "link"):
-        p.add_argument(f"--{what}-scale", type=float, default=1.0, metavar="X", help=f"what-if: multiply the GPU's {what} by X")
+        p.add_argument(f"--{what}-scale", type=real_type(SCALE), default=1.0, metavar="X", help=f"what-if: multiply the GPU's {what} by X")
     add_json_flag(p)
     p.set_defaults(handler=latency)
 
@@ -42,7 +43,7 @@ def latency(args) -> dict:
         memory=args.memory_scale,
         link=args.link_scale,
     )
-    runtime = load_runtime(args.runtime or gpu.default_runtime)
+    runtime = load_runtime(gpu.default_runtime if args.runtime is None else args.runtime)
     shape = dict(batch=args.batch, tokens=args.tokens, context=args.context, tp=args.tp)
     check_memory([model], gpu, batch=args.batch, context=args.context + args.tokens, tp=args.tp,
                  weight_dtype=args.dtype, kv_dtype=args.kv_dtype)

@@ -1,7 +1,8 @@
 """`sdsl-sim nstar`: the TPOT-optimal draft size on a GPU beside the analytic N* (sdsl_sim.draft_size)."""
 
 from ..errors import InputError
-from . import add_json_flag, add_train_tokens, count_type, int_type
+from ..units import BATCH, CONTEXT, SCALE, TP
+from . import add_json_flag, add_train_tokens, count_type, int_type, real_type, text_type
 
 def nstar(args) -> dict:
     from ..draft_size import hardware_n_star
@@ -23,32 +24,20 @@ def nstar(args) -> dict:
     }
 
 
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise InputError(f"{text!r} is not a positive scale factor")
-    return value
-
-
 def register(subparsers) -> None:
-    from . import arg_type
-
     p = subparsers.add_parser("nstar", help="TPOT-optimal draft size on a GPU beside the analytic N*")
-    p.add_argument("--target", help="target model name (see `sdsl-sim list models`)")
+    p.add_argument("--target", type=text_type, help="target model name (see `sdsl-sim list models`)")
     p.add_argument("--target-params", type=count_type("target size"), metavar="M", help="synthetic target (70B)")
-    p.add_argument("--hardware", required=True, help="GPU profile name or TOML path")
-    p.add_argument("--tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the target (default 1)")
-    p.add_argument("--draft-tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the draft (default 1)")
-    p.add_argument("--batch", type=int_type(1), default=1, help="sequences decoded together (default 1)")
-    p.add_argument("--context", type=int_type(0), default=1024, help="tokens in each KV cache (default 1024)")
+    p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name or TOML path")
+    p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the target (default 1)")
+    p.add_argument("--draft-tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the draft (default 1)")
+    p.add_argument("--batch", type=int_type(BATCH), default=1, help="sequences decoded together (default 1)")
+    p.add_argument("--context", type=int_type(CONTEXT), default=1024, help="tokens in each KV cache (default 1024)")
     add_train_tokens(p)
-    p.add_argument("--runtime", help="engine runtime profile (default: the GPU's)")
-    p.add_argument("--dtype", default="bf16", help="weight dtype of both models: bf16, fp16, fp8, int8, int4")
-    p.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype (default bf16)")
-    p.add_argument("--bandwidth-scale", type=arg_type(_scale), default=1.0, help="what-if HBM bandwidth factor")
-    p.add_argument("--flops-scale", type=arg_type(_scale), default=1.0, help="what-if FLOP/s factor")
+    p.add_argument("--runtime", type=text_type, help="engine runtime profile (default: the GPU's)")
+    p.add_argument("--dtype", default="bf16", type=text_type, help="weight dtype of both models: bf16, fp16, fp8, int8, int4")
+    p.add_argument("--kv-dtype", default="bf16", type=text_type, help="KV-cache dtype (default bf16)")
+    p.add_argument("--bandwidth-scale", type=real_type(SCALE), default=1.0, help="what-if HBM bandwidth factor")
+    p.add_argument("--flops-scale", type=real_type(SCALE), default=1.0, help="what-if FLOP/s factor")
     add_json_flag(p)
     p.set_defaults(handler=nstar)

@@ -2,9 +2,11 @@
 
 import sys
 import time
+from pathlib import Path
 
 from ..errors import InputError
-from . import add_json_flag, int_type
+from ..units import WORKERS
+from . import add_json_flag, int_type, text_type
 
 
 def report(args) -> dict:
@@ -13,6 +15,7 @@ def report(args) -> dict:
     if args.name != "all" and args.name not in page_names():
         raise InputError(f"unknown report {args.name!r}; expected one of {', '.join(page_names())} or all")
     names = page_names() if args.name == "all" else [args.name]
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # an unusable folder fails now, not after a sweep
     pages = {}
     started = time.perf_counter()
     for name in names:
@@ -29,9 +32,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("report", help="regenerate a study page (or all of them)",
                               description="Pages: " + ", ".join(page_names()))
-    p.add_argument("name", metavar="NAME", help="a page name or all: " + ", ".join(page_names()))
-    p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports)")
-    p.add_argument("--workers", type=int_type(1), help="worker processes for the sweeps (default: CPUs)")
+    p.add_argument("name", metavar="NAME", type=text_type, help="a page name or all: " + ", ".join(page_names()))
+    p.add_argument("--out", default="reports", type=text_type, metavar="DIR", help="output folder (default reports)")
+    p.add_argument("--workers", type=int_type(WORKERS), help="worker processes for the sweeps (default: CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     add_json_flag(p)
     p.set_defaults(handler=report)

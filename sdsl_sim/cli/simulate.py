@@ -10,7 +10,9 @@ validate  the closed-form agreement grid on `ideal` (simulated vs Lambert-W spee
 import sys
 
 from ..errors import InputError
-from . import add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type, int_type, parse_alpha
+from ..units import BATCH, MAX_GAMMA_RANGE, MAX_TOKENS, REQUESTS, SEED, TOKENS, TP, Range, count_range, parse_real
+from . import (add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type, int_type, parse_alpha,
+               parse_list, real_type, text_type)
 
 SIMULATE_KEYS = (
     "tpot_ms", "tpot_ms_ci95", "throughput_tokens_per_s", "mean_tokens_per_iteration", "acceptance_rate",
@@ -57,7 +59,7 @@ def simulate(args) -> dict:
     data = {
         "model": model,
         "hardware": {"name": args.hardware, "tp": args.tp, "draft_tp": args.draft_tp},
-        "workload": {"arrival": "static", "requests": args.requests or args.batch, "batch": args.batch,
+        "workload": {"arrival": "static", "requests": args.batch if args.requests is None else args.requests, "batch": args.batch,
                      "prompt_tokens": args.context, "output_tokens": args.output_tokens},
         "decoding": decoding,
     }
@@ -178,73 +180,56 @@ def validate(args) -> dict | None:
     return None
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1:
-        raise InputError(f"{text!r} is not a number in (0, 1)")
-    return value
-
-
 def _alphas(text):
-    return [parse_alpha(v) for v in text.split(",") if v.strip()]
+    return parse_list(text, parse_alpha)
 
 
-# validate's drafts are synthetic models of 70B / ratio parameters, which need at least ~10M.
-_MAX_RATIO = 5000
+RATIO = Range(1.0, 5000.0, low_open=True)  # drafts are synthetic 70B / ratio models, which need ~10M+
+TOLERANCE = Range(0.0, 1.0, low_open=True, high_open=True)
+# Fewer tokens a point leave the 99% interval of the agreement check undefined (it needs 10 batches of steps).
+VALIDATE_TOKENS = count_range(MAX_TOKENS, "MAX_TOKENS", low=1000)
 
 
 def _ratios(text):
-    values = []
-    for v in text.split(","):
-        try:
-            ratio = float(v)
-        except ValueError:
-            ratio = float("nan")
-        if not 1 < ratio <= _MAX_RATIO:
-            raise InputError(f"M/N {v.strip()!r} is not a number in (1, {_MAX_RATIO}]")
-        values.append(ratio)
-    return values
+    return parse_list(text, lambda item: parse_real(item, RATIO, "M/N"))
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("simulate", help="simulate one target/draft pair on one GPU (static batch)")
-    p.add_argument("--target", help="target model name (see `sdsl-sim list models`)")
+    p.add_argument("--target", type=text_type, help="target model name (see `sdsl-sim list models`)")
     p.add_argument("--target-params", type=count_type("target size"), metavar="M",
                    help="synthetic target of M parameters (70B, 70e9)")
-    p.add_argument("--draft", help="draft model name")
+    p.add_argument("--draft", type=text_type, help="draft model name")
     p.add_argument("--draft-params", type=count_type("draft size"), metavar="N", help="synthetic draft (277M)")
-    p.add_argument("--hardware", required=True, help="GPU profile name or TOML path (e.g. h100-sxm, ideal)")
-    p.add_argument("--tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the target (default 1)")
-    p.add_argument("--draft-tp", type=int_type(1), default=1, help="tensor-parallel GPUs of the draft (default 1)")
+    p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name or TOML path (e.g. h100-sxm, ideal)")
+    p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the target (default 1)")
+    p.add_argument("--draft-tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the draft (default 1)")
     p.add_argument("--alpha", type=alpha_type, help="per-token acceptance; default: the SDSL law")
     p.add_argument("--gamma", type=gamma_type("auto", "adaptive"), default="auto",
                    help="draft tokens per iteration: integer, auto (default) or adaptive")
-    p.add_argument("--max-gamma", type=int_type(1), default=16, help="bound for auto (default 16)")
-    p.add_argument("--batch", type=int_type(1), default=1, help="batch size (default 1)")
-    p.add_argument("--context", type=int_type(1), default=128, help="prompt tokens (default 128)")
-    p.add_argument("--output-tokens", type=int_type(1), default=1024,
+    p.add_argument("--max-gamma", type=int_type(MAX_GAMMA_RANGE), default=16, help="bound for auto (default 16)")
+    p.add_argument("--batch", type=int_type(BATCH), default=1, help="batch size (default 1)")
+    p.add_argument("--context", type=int_type(TOKENS), default=128, help="prompt tokens (default 128)")
+    p.add_argument("--output-tokens", type=int_type(TOKENS), default=1024,
                    help="tokens generated per request (default 1024)")
-    p.add_argument("--requests", type=int_type(1), help="requests (default: one batch)")
-    p.add_argument("--seed", type=int_type(0), default=0, help="seed (default 0)")
+    p.add_argument("--requests", type=int_type(REQUESTS), help="requests (default: one batch)")
+    p.add_argument("--seed", type=int_type(SEED), default=0, help="seed (default 0)")
     add_train_tokens(p)
     add_json_flag(p)
     p.set_defaults(handler=simulate)
 
     p = subparsers.add_parser("run", help="run a scenario file and print a summary table")
-    p.add_argument("scenario", nargs="?", help="scenario TOML path or embedded name (default: default)")
-    p.add_argument("--seed", type=int_type(0), help="seed (default: the scenario's run.seed)")
-    p.add_argument("--out", metavar="DIR", help="write requests/steps/emissions parquet files here")
+    p.add_argument("scenario", nargs="?", type=text_type, help="scenario TOML path or embedded name (default: default)")
+    p.add_argument("--seed", type=int_type(SEED), help="seed (default: the scenario's run.seed)")
+    p.add_argument("--out", metavar="DIR", type=text_type, help="write requests/steps/emissions parquet files here")
     add_json_flag(p)
     p.set_defaults(handler=run)
 
     p = subparsers.add_parser("validate", help="closed-form agreement grid on the ideal GPU")
     p.add_argument("--alphas", type=arg_type(_alphas), help="comma-separated alphas (default 0.5..0.9)")
     p.add_argument("--ratios", type=arg_type(_ratios), help="comma-separated M/N (default 10,100,1000)")
-    p.add_argument("--min-output-tokens", type=int_type(1), default=100_000)
-    p.add_argument("--tolerance", type=arg_type(_fraction), default=0.01, help="relative tolerance vs Lambert-W (0.01)")
-    p.add_argument("--seed", type=int_type(0), default=0)
+    p.add_argument("--min-output-tokens", type=int_type(VALIDATE_TOKENS), default=100_000)
+    p.add_argument("--tolerance", type=real_type(TOLERANCE), default=0.01, help="relative tolerance vs Lambert-W (0.01)")
+    p.add_argument("--seed", type=int_type(SEED), default=0)
     add_json_flag(p)
     p.set_defaults(handler=validate)

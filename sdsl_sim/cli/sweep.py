@@ -1,6 +1,7 @@
 """`sdsl-sim sweep FILE --out DIR`: run a sweep file's grid in parallel into one resumable parquet dataset."""
 
-from . import add_json_flag, int_type
+from ..units import WORKERS
+from . import add_json_flag, int_type, text_type
 
 
 def register(subparsers) -> None:
@@ -8,23 +9,28 @@ def register(subparsers) -> None:
         "sweep",
         help="run a sweep file's grid into a parquet dataset (resumable)",
         description=(
-            "Evaluate every point of a sweep file's grid and write one parquet part per finished point "
-            "to DIR (read it with pandas.read_parquet(DIR)). Started again on the same DIR, it skips "
-            "the points already there."
+            "Evaluate every point of a sweep file's grid and write one parquet part per finished chunk of "
+            "points to DIR (read it with pandas.read_parquet(DIR), at any moment). Started again on the same "
+            "DIR, it checks the parts there, moves bad ones to DIR/_quarantine/ and skips the points it "
+            "keeps. One sweep at a time per DIR."
         ),
     )
-    parser.add_argument("file", metavar="FILE", help="sweep file (.toml) or the name of one in scenarios/")
-    parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory (created if missing)")
+    parser.add_argument("file", metavar="FILE", type=text_type, help="sweep file (.toml) or the name of one in scenarios/")
+    parser.add_argument("--out", required=True, type=text_type, metavar="DIR", help="dataset directory (created if missing)")
     parser.add_argument(
-        "--workers", type=int_type(1), default=None, metavar="N",
-        help="local worker processes (default: the number of CPUs)",
+        "--workers", type=int_type(WORKERS), default=None, metavar="N",
+        help="local worker processes (default: the number of CPUs; never more than the points left)",
     )
     parser.add_argument(
         "--executor", choices=("local", "dask"), default=None,
         help="local processes (default) or a dask.distributed cluster (default with --scheduler)",
     )
     parser.add_argument(
-        "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address, for --executor dask"
+        "--scheduler", metavar="ADDRESS", type=text_type, help="dask.distributed scheduler address, for --executor dask"
+    )
+    parser.add_argument(
+        "--allow-large", action="store_true",
+        help="run a grid of more than 100,000 points (it streams: points are checked and run as they come)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_json_flag(parser)
@@ -46,4 +52,5 @@ def _handle(args) -> dict:
         workers=args.workers,
         scheduler=args.scheduler,
         progress=not args.no_progress,
+        allow_large=args.allow_large,
     )

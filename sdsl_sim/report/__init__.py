@@ -46,7 +46,8 @@ class Studies:
             if stale != out and stale.is_dir() and older.fullmatch(stale.name):
                 shutil.rmtree(stale)
         run_sweep(sweep, out, workers=self.workers, progress=self.progress)
-        return pd.read_parquet(out)
+        # Parts hold chunks of points in the order they finished; pages want one order whatever the workers did.
+        return pd.read_parquet(out).sort_values("point_id", ignore_index=True)
 
 
 def page_names() -> list[str]:

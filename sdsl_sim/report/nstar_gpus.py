@@ -110,7 +110,10 @@ Regenerate with `sdsl-sim report nstar-on-gpus --out reports`; one point by hand
     page.data("nstar", rows)
     page.data("tpot_curve", curve)
     page.text("""**Revision (serving engine).** Numbers unchanged; the data table gained the new scenario keys
-(`scheduler.*`) and the `throughput_speedup` column.""")
+(`scheduler.*`) and the `throughput_speedup` column.
+
+**Revision (reliability).** Numbers unchanged; the curve's data gained `*_ci95_note` columns saying why
+its intervals are empty (these points are expected values, with no sampling error).""")
     return page
 
 

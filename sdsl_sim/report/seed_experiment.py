@@ -117,7 +117,11 @@ Regenerate with `sdsl-sim report seed-experiment --out reports` (sweep: `scenari
     page.data("seed_experiment", sim)
     page.text("""**Revision (serving engine).** Numbers unchanged (batch 1: each request runs alone, so chunked
 prefill and paged KV change nothing); the data table gained the new scenario keys and serving metrics
-(queueing, preemptions, KV peak, throughput and E2E speedups).""")
+(queueing, preemptions, KV peak, throughput and E2E speedups).
+
+**Revision (reliability).** Numbers unchanged. Each point runs 8 requests, fewer than the 10 a t
+interval needs, so the TTFT, E2E, queueing and E2E-speedup intervals in the data are now empty, with a
+`*_ci95_note` column saying why, where they used to be computed from 8 values.""")
     return page
 
 

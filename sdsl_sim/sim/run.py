@@ -83,13 +83,29 @@ class Outcome:
 
 
 def _ratio(base: dict, spec: dict, key: str, invert: bool = False) -> tuple:
-    """base[key] / spec[key] (or spec / base) with a delta-method interval from both runs' intervals.
-    A run too short for its own interval leaves the ratio's interval undefined (NaN), not zero-width."""
+    """base[key] / spec[key] (or spec / base), its delta-method interval from both runs' intervals, and a
+    note when that interval is undefined (else None). A run too short for its own interval leaves the
+    ratio's interval undefined (NaN), not zero-width; so does a relative half-width h >= 1, where the
+    linear interval ratio x (1 +- h) would reach zero or below (the delta method no longer applies)."""
     num, den = (spec, base) if invert else (base, spec)
-    ratio = num[key] / den[key]
+    ratio = num[key] / den[key] if den[key] else np.nan
+    for label, run in (("speculative", spec), ("baseline", base)):
+        if np.isnan(run[f"{key}_ci95"][0]):
+            note = run.get(f"{key}_ci95_note", "").removeprefix("undefined: ")
+            return ratio, [np.nan, np.nan], f"undefined: the {label} run's {key}_ci95 is undefined ({note})"
     rel = [(s[f"{key}_ci95"][1] - s[f"{key}_ci95"][0]) / 2 / s[key] for s in (spec, base)]
-    half = ratio * float(np.hypot(*rel))
-    return ratio, [ratio - half, ratio + half]
+    h = float(np.hypot(*rel))
+    if not (np.isfinite(ratio) and h < 1):
+        return ratio, [np.nan, np.nan], (f"undefined: relative half-width {h:.3g} >= 1, beyond the delta "
+                                         "method's reach (the runs are too noisy)")
+    half = ratio * h
+    return ratio, [ratio - half, ratio + half], None
+
+
+def _put_ratio(summary: dict, name: str, estimate: tuple) -> None:
+    summary[name], summary[f"{name}_ci95"], note = estimate
+    if note is not None:
+        summary[f"{name}_ci95_note"] = note
 
 
 def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, step_events: bool = False,
@@ -125,11 +141,9 @@ def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, ste
         base = simulate(base_w, s.base_timer, s.acceptance, FixedGamma(0), rng=np.random.default_rng(base_ss),
                         **shared)
         base_summary = metrics.summarize(base, slo)
-    summary["speedup_vs_autoregressive"], summary["speedup_vs_autoregressive_ci95"] = _ratio(
-        base_summary, summary, "tpot_ms")
-    summary["throughput_speedup"], summary["throughput_speedup_ci95"] = _ratio(
-        base_summary, summary, "throughput_tokens_per_s", invert=True)
-    summary["e2e_speedup"], summary["e2e_speedup_ci95"] = _ratio(base_summary, summary, "e2e_ms")
+    _put_ratio(summary, "speedup_vs_autoregressive", _ratio(base_summary, summary, "tpot_ms"))
+    _put_ratio(summary, "throughput_speedup", _ratio(base_summary, summary, "throughput_tokens_per_s", invert=True))
+    _put_ratio(summary, "e2e_speedup", _ratio(base_summary, summary, "e2e_ms"))
     for key in ("iterations", "tpot_ms", "throughput_tokens_per_s", "e2e_ms", "ttft_ms", "request_goodput",
                 "preemptions"):
         summary[f"baseline_{key}"] = base_summary[key]
@@ -137,11 +151,16 @@ def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, ste
     return Outcome("simulated", s, summary, spec, base)
 
 
+ANALYTIC_CI_NOTE = "undefined: run.method = 'analytic' is an expected value, with no sampling error"
+
+
 def _analytic_summary(s: Setup, pred: dict) -> dict:
     nan = float("nan")
     tokens = float(s.acceptance.expected_tokens(pred["gamma"]))
     throughput, base_throughput = pred["batch"] / pred["tpot_s"], pred["batch"] / pred["baseline_tpot_s"]
-    return {
+    notes = {f"{key}_ci95_note": ANALYTIC_CI_NOTE
+             for key in ("tpot_ms", "speedup_vs_autoregressive", "throughput_speedup")}
+    return {**notes,
         "gamma": pred["gamma"], "mean_gamma": float(pred["gamma"]), "mean_batch": float(pred["batch"]),
         "tpot_ms": 1e3 * pred["tpot_s"], "tpot_ms_ci95": [nan, nan],
         "throughput_tokens_per_s": throughput,
@@ -161,7 +180,8 @@ def evaluate(scenario, seed: int) -> dict:
 
     Keys: method ("simulated" or "analytic"), alpha, gamma (the most used), mean_gamma, cost_ratio,
     tpot_ms (+ _ci95_lo/hi), throughput_tokens_per_s, speedup_vs_autoregressive, throughput_speedup,
-    e2e_speedup (each + _ci95_lo/hi), mean_tokens_per_iteration, acceptance_rate, draft_acceptance_rate,
+    e2e_speedup (each + _ci95_lo/hi, and _ci95_note where the interval is undefined: see
+    metrics.UNDEFINED), mean_tokens_per_iteration, acceptance_rate, draft_acceptance_rate,
     ttft_ms, e2e_ms, itl_ms, queue_ms and their _p50/_p90/_p99, request_goodput and slo_attainment
     (with [slo]), preemptions, output_tokens, iterations, the baseline's tpot_ms, throughput, e2e_ms,
     ttft_ms, goodput and preemptions (baseline_*), time_draft_s, time_verify_s, time_prefill_s,

@@ -74,7 +74,8 @@ def resolve(scenario, draft: bool = True) -> Resolved:
                     flops=hw["flops_scale"], memory=hw["memory_scale"], link=hw["link_scale"])
     if hw["memory_reserve_fraction"] is not None:
         gpu = dataclasses.replace(gpu, memory_reserve_fraction=float(hw["memory_reserve_fraction"]))
-    runtime = load("hardware.runtime", load_runtime, hw["runtime"] or gpu.default_runtime)
+    runtime = load("hardware.runtime", load_runtime,
+                   gpu.default_runtime if hw["runtime"] is None else hw["runtime"])
     if draft:
         load("hardware.draft_tp", check_tp, models["draft"], hw["draft_tp"])
     trace = None
