@@ -107,7 +107,10 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
         ("mlp", model.ffn_size / tp, h),
     ]
     ops = [_Op(cls, L, k * n * wb, k, n) for cls, k, n in gemms]
-    ops.append(_Op("lm_head", 1, e * model.vocab_size / tp * wb, e, model.vocab_size / tp))
+    # A vocab-parallel LM head splits the output matrix; an unsharded one (gpt-fast's tp.py) is read whole by
+    # every GPU, which also computes every logit.
+    vocab_gpu = model.vocab_size / tp if runtime.shard_lm_head else model.vocab_size
+    ops.append(_Op("lm_head", 1, e * vocab_gpu * wb, e, vocab_gpu))
     fp8 = weight_dtype == "fp8" and gpu.fp8_flop_per_s is not None
     link_bw = gpu.link_bandwidth_bytes_per_s * gpu.link_eff
     return _Plan(

@@ -83,8 +83,9 @@ def draft_point(target: Model, draft: Model, gpu, *, train_tokens: float, tp: in
                 weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> DraftPoint:
     """TPOT of the best integer gamma (0 = plain decoding) for one draft, alpha from the SDSL law."""
     alpha = float(alpha_from_sizes(draft.params, target.params, train_tokens))
-    dtypes = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, runtime=runtime)
-    pricer = StepPricer.of(Deployment.of(target, gpu, tp=tp, **dtypes), Deployment.of(draft, gpu, tp=draft_tp, **dtypes))
+    dtypes = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype)
+    served = Deployment.of(target, gpu, tp=tp, runtime=runtime, **dtypes)
+    pricer = StepPricer.of(served, Deployment.of(draft, gpu, tp=draft_tp, runtime=served.runtime.for_draft(), **dtypes))
     tpot_s = pricer.tpot_by_gamma(batch, context, expected_tokens_per_iteration(alpha, np.arange(max_gamma + 1)))
     gamma = int(np.argmin(tpot_s))
     return DraftPoint(float(draft.params), alpha, gamma, float(tpot_s[gamma]), float(tpot_s[0]))

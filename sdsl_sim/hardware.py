@@ -23,8 +23,10 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
+
 from .errors import InputError
-from .units import SCALE, Range
+from .units import SCALE, TOKENS, Range
 
 PASS_MODELS = ("roofline", "weights-only")
 
@@ -45,6 +47,7 @@ _RULES = {
     "frac": Range(MIN_EFFICIENCY, 1.0),
     "frac0": Range(0.0, 1.0, high_open=True),
     "kernels": Range(0, MAX_SMALL_KERNELS, integer=True),
+    "tokens": TOKENS,
 }
 
 # key -> (type, rule (a key of _RULES), SI field, factor to SI).
@@ -81,8 +84,24 @@ _RUNTIME_KEYS = {
     "step_us": (float, "time", "step_s", 1e-6),
     "per_sequence_us": (float, "time", "per_sequence_s", 1e-6),
     "small_kernels_per_layer": (int, "kernels", "small_kernels_per_layer", None),
+    "draft_cuda_graphs": (bool, None, "draft_cuda_graphs", None),
+    "shard_lm_head": (bool, None, "shard_lm_head", None),
+    "draft_tp": (str, None, "draft_tp", None),
+    "spec_iteration_us": (float, "time", "spec_iteration_s", 1e-6),
+    "spec_per_sequence_us": (float, "time", "spec_per_sequence_s", 1e-6),
+    "spec_per_draft_pass_us": (float, "time", "spec_per_draft_pass_s", 1e-6),
+    "chunked_prefill": (bool, None, "chunked_prefill", None),
+    "max_num_batched_tokens": (int, "tokens", "max_num_batched_tokens", None),
+    "kv_allocation": (str, None, "kv_allocation", None),
+    "block_size": (int, "tokens", "block_size", None),
 }
-_RUNTIME_OPTIONAL = {"description": ""}
+# An optional key absent from a file takes this value; None for draft_cuda_graphs means "as cuda_graphs".
+_RUNTIME_OPTIONAL = {"description": "", "draft_cuda_graphs": None, "shard_lm_head": True, "draft_tp": "own",
+                     "spec_iteration_us": 0.0, "spec_per_sequence_us": 0.0, "spec_per_draft_pass_us": 0.0,
+                     "chunked_prefill": True, "max_num_batched_tokens": 2048, "kv_allocation": "paged",
+                     "block_size": 16}
+DRAFT_TP_POLICIES = ("own", "target")
+KV_ALLOCATIONS = ("paged", "reserve")
 
 
 @dataclass(frozen=True)
@@ -123,8 +142,21 @@ class GPU:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Host-side engine behaviour (seconds). `small_kernels_per_layer`: norm/rotary/activation/residual
-    kernels left after the engine's fusion; `kernel_launch_s` is paid per kernel only without CUDA graphs."""
+    """How an engine runs passes and speculative iterations (seconds).
+
+    `small_kernels_per_layer`: norm/rotary/activation/residual kernels left after the engine's fusion;
+    `kernel_launch_s` is paid per kernel only without CUDA graphs (`cuda_graphs` for the target and plain
+    decoding, `draft_cuda_graphs` for the draft model, None meaning the same as the target).
+    `step_s + per_sequence_s x sequences`: host work of every pass (scheduling, input preparation,
+    sampling). `shard_lm_head`: the output matrix is split over the tensor-parallel GPUs (vocab-parallel);
+    else every GPU reads all of it and computes every logit. `draft_tp`: the draft's tensor parallelism
+    when a scenario does not set it, "own" (1 GPU) or "target" (the target's tp, with its all-reduces).
+    A speculative iteration (a step in which sequences draft) also costs `spec_iteration_s` +
+    `spec_per_sequence_s x decoders` + `spec_per_draft_pass_s x gamma` of host work beyond its passes:
+    proposer/scorer hand-off, rejection sampling bookkeeping, host syncs, cache cropping.
+    `chunked_prefill`, `max_num_batched_tokens`, `kv_allocation`, `block_size`: the engine's scheduler
+    defaults, used where a scenario's [scheduler] table does not set them.
+    """
 
     name: str
     description: str
@@ -133,7 +165,23 @@ class Runtime:
     step_s: float
     per_sequence_s: float
     small_kernels_per_layer: int
+    draft_cuda_graphs: bool | None = None
+    shard_lm_head: bool = True
+    draft_tp: str = "own"
+    spec_iteration_s: float = 0.0
+    spec_per_sequence_s: float = 0.0
+    spec_per_draft_pass_s: float = 0.0
+    chunked_prefill: bool = True
+    max_num_batched_tokens: int = 2048
+    kv_allocation: str = "paged"
+    block_size: int = 16
     source: str = ""
+
+    def for_draft(self) -> "Runtime":
+        """The runtime the draft model's passes run under (its own CUDA-graph setting)."""
+        if self.draft_cuda_graphs is None or self.draft_cuda_graphs == self.cuda_graphs:
+            return self
+        return dataclasses.replace(self, cuda_graphs=self.draft_cuda_graphs)
 
 
 def _profiles_dir():
@@ -247,7 +295,11 @@ def load_runtime(name_or_path: str) -> Runtime:
 
 @lru_cache(maxsize=256)
 def _runtime(name: str, label: str, raw: bytes) -> Runtime:
-    return Runtime(name=name, source=label, **_convert(_parse(raw, label), _RUNTIME_KEYS, _RUNTIME_OPTIONAL, label))
+    fields = _convert(_parse(raw, label), _RUNTIME_KEYS, _RUNTIME_OPTIONAL, label)
+    for key, allowed in (("draft_tp", DRAFT_TP_POLICIES), ("kv_allocation", KV_ALLOCATIONS)):
+        if fields[key] not in allowed:
+            raise InputError(f"{label}: key {key!r} = {fields[key]!r}; expected one of {', '.join(map(repr, allowed))}")
+    return Runtime(name=name, source=label, **fields)
 
 
 def scale_gpu(gpu: GPU, *, bandwidth=1.0, flops=1.0, memory=1.0, link=1.0) -> GPU:
@@ -278,3 +330,10 @@ def step_overhead_s(runtime: Runtime, batch):
     """Host-side time the engine adds to every step (each draft step and each verify step), seconds:
     scheduling, input preparation and sampling = step_s + per_sequence_s * batch. Broadcasts over batch."""
     return runtime.step_s + runtime.per_sequence_s * batch
+
+
+def speculation_overhead_s(runtime: Runtime, decoders, gamma):
+    """Host work of one speculative iteration beyond its passes, seconds: spec_iteration_s +
+    spec_per_sequence_s x decoders + spec_per_draft_pass_s x gamma where gamma > 0, else 0. Broadcasts."""
+    cost = runtime.spec_iteration_s + runtime.spec_per_sequence_s * decoders + runtime.spec_per_draft_pass_s * gamma
+    return np.where(np.asarray(gamma) > 0, cost, 0.0) if np.ndim(gamma) else (cost if gamma > 0 else 0.0)

@@ -19,9 +19,11 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     [hardware]
     name = "h100-sxm"         # a profile in hardware_profiles/ ("ideal": weight bytes / bandwidth) or a path
     tp = 4                    # GPUs of the target (tensor parallel), in [1, MAX_TP = 1024]; the draft shares them
-    draft_tp = 1              # GPUs of the draft: a small draft runs unsharded on one of them (vLLM's
-                              #   speculative_draft_tensor_parallel_size = 1); all-reduces would dominate it
-    runtime = GPU default     # host-side runtime profile: "default", "eager", "none" or a path
+    draft_tp = runtime's      # GPUs of the draft; default: the runtime profile's `draft_tp` policy, 1 for
+                              #   every engine but vllm-v0 (a small draft runs unsharded on one GPU, vLLM's
+                              #   speculative_draft_tensor_parallel_size = 1; all-reduces would dominate it)
+    runtime = GPU default     # engine runtime profile: "vllm", "vllm-v0", "sglang", "trtllm",
+                              #   "hf-transformers", "gpt-fast", "default", "eager", "none" or a path
     bandwidth_scale = 1.0     # what-if factors on the GPU's peaks, in [0.001, 1000]
     flops_scale = 1.0
     memory_scale = 1.0
@@ -44,7 +46,8 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     concurrency = batch       # closed loop: requests in flight, in [1, MAX_REQUESTS]
     trace = (none)            # CSV or JSONL, relative to this file: arrival_s, prompt_tokens, output_tokens
                               #   (or the Azure trace's TIMESTAMP, ContextTokens, GeneratedTokens)
-    [scheduler]
+    [scheduler]               # each key absent: the runtime profile's value (engine defaults; the
+                              #   generic profiles: true, 2048, "paged", 16)
     chunked_prefill = true    # prefill in chunks mixed into decode steps (vLLM V1); false: a prefill
                               #   step of its own stalls the running batch
     max_num_batched_tokens = 2048  # token budget of one step (chunked prefill); a speculating sequence
@@ -54,9 +57,10 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     block_size = 16           # tokens per KV block (paged), in [1, MAX_TOKENS]
     [decoding]
     gamma = "auto"            # draft tokens per iteration: an integer >= 0 (0 = plain decoding),
-                              #   "auto" (analytic optimum for the current pass costs) or "adaptive";
-                              #   an integer is at most MAX_GAMMA = 64
-    max_gamma = 16            # upper bound for "auto" and "adaptive", in [1, MAX_GAMMA]
+                              #   "auto" (analytic optimum for the current pass costs), "adaptive" or
+                              #   "heuristic" (HF transformers: start at 5, +2 after a fully accepted
+                              #   iteration, -1 otherwise); an integer is at most MAX_GAMMA = 64
+    max_gamma = 16            # upper bound for the policies, in [1, MAX_GAMMA]
     alpha = (SDSL law)        # per-token acceptance in (0, 1); absent: alpha_from_sizes(N, M, train_tokens)
     acceptance = "iid"        # "iid", "beta" (per-request alpha ~ Beta around alpha) or "profile"
     alpha_concentration = 20.0  # Beta concentration k (variance alpha (1 - alpha) / (k + 1)), in [1e-6, 1e12]
@@ -103,6 +107,7 @@ from .units import (
 from .workload import parse_length
 
 DEFAULT_SCENARIO = "default"
+GAMMA_POLICIES = ("auto", "adaptive", "heuristic")
 _NUM = (int, float)
 _POS = Range(0.0, None, low_open=True)
 _UNIT = Range(0.0, 1.0, low_open=True, high_open=True)
@@ -135,7 +140,7 @@ SCHEMA = {
     "hardware": {
         "name": (str, None, "h100-sxm"),
         "tp": (int, TP, 4),
-        "draft_tp": (int, TP, 1),
+        "draft_tp": (int, TP, None),
         "runtime": (str, None, None),
         "bandwidth_scale": (_NUM, SCALE, 1.0),
         "flops_scale": (_NUM, SCALE, 1.0),
@@ -153,11 +158,11 @@ SCHEMA = {
         "concurrency": (int, REQUESTS, None),
         "trace": (str, None, None),
     },
-    "scheduler": {
-        "chunked_prefill": (bool, None, True),
-        "max_num_batched_tokens": (int, TOKENS, 2048),
-        "kv_allocation": (str, ("paged", "reserve"), "paged"),
-        "block_size": (int, TOKENS, 16),
+    "scheduler": {  # None: the runtime profile's default (hardware.Runtime)
+        "chunked_prefill": (bool, None, None),
+        "max_num_batched_tokens": (int, TOKENS, None),
+        "kv_allocation": (str, ("paged", "reserve"), None),
+        "block_size": (int, TOKENS, None),
     },
     "decoding": {
         "gamma": ((int, str), None, "auto"),
@@ -258,8 +263,9 @@ def _check_relations(config, data, source, base_dir):
                 model[role] = None  # the size overrides the default catalog model
     model["train_tokens"] = parse_count(model["train_tokens"], f"{source}: key 'model.train_tokens'", TRAIN_TOKENS)
     gamma = dec["gamma"]
-    if isinstance(gamma, str) and gamma not in ("auto", "adaptive") or isinstance(gamma, int) and not GAMMA.contains(gamma):
-        raise InputError(f"{source}: key 'decoding.gamma' = {gamma!r}; expected {GAMMA.expected}, 'auto' or 'adaptive'")
+    if isinstance(gamma, str) and gamma not in GAMMA_POLICIES or isinstance(gamma, int) and not GAMMA.contains(gamma):
+        raise InputError(f"{source}: key 'decoding.gamma' = {gamma!r}; expected {GAMMA.expected} or one of "
+                             f"{', '.join(map(repr, GAMMA_POLICIES))}")
     if dec["acceptance"] == "profile":
         r = dec["prefix_probs"]
         if not r or len(r) > MAX_GAMMA or \
@@ -285,11 +291,6 @@ def _check_relations(config, data, source, base_dir):
         wl["trace"] = str((Path(base_dir) if base_dir is not None else Path.cwd()).joinpath(wl["trace"]).resolve())
     elif wl["requests"] is None:
         wl["requests"] = 16
-    sched = config["scheduler"]
-    if sched["chunked_prefill"] and sched["max_num_batched_tokens"] < wl["batch"]:
-        raise InputError(f"{source}: key 'scheduler.max_num_batched_tokens' = {sched['max_num_batched_tokens']}; "
-                         f"expected at least workload.batch = {wl['batch']} (every running sequence needs a "
-                         "token of the step's budget, as vLLM requires)")
 
 
 def scenarios_dir() -> Path:

@@ -13,7 +13,9 @@ chunks of waiting requests (a `costs.PassWork` of groups (1 sequence, chunk toke
 Plain decoding (no draft model, or gamma = 0 with no chunks) runs the target pass alone. A prefill step
 of an engine without chunked prefill is the same formula with no decoders. L is the decoders' mean
 context: every cost term is linear in the summed context, so the mean is exact for a batch whose members
-differ in length. Host cost per pass is `hardware.step_overhead_s(runtime, sequences in the pass)`.
+differ in length. Host cost per pass is `hardware.step_overhead_s(runtime, sequences in the pass)`; a step
+whose decoders draft (gamma > 0) adds the runtime's per-iteration host work,
+`hardware.speculation_overhead_s(runtime, decoders, gamma)`, to its draft time.
 
 Everything that needs a step's cost calls `StepPricer.cost`: the simulator (`sim.timing.StepTimer`
 tabulates it), the gamma policies and the expected-value predictions (`tpot_by_gamma`).
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .costs import Deployment, PassWork, pass_time_s
-from .hardware import step_overhead_s
+from .hardware import speculation_overhead_s, step_overhead_s
 
 
 @dataclass(frozen=True)
@@ -41,22 +43,27 @@ class StepCost:
 
 class StepPricer:
     """Prices steps from pass costs: `target_pass_s(work)` and `draft_pass_s(work)` map a `PassWork` to
-    seconds (numpy-broadcast; `draft_pass_s` None when only plain decoding runs) and `host_s(sequences)`
-    is the runtime's host cost of one pass. `StepPricer.of` builds it from deployments; tests pass
+    seconds (numpy-broadcast; `draft_pass_s` None when only plain decoding runs), `host_s(sequences)`
+    is the runtime's host cost of one pass and `iteration_s(decoders, gamma)` its host cost of one
+    speculative iteration beyond the passes. `StepPricer.of` builds it from deployments; tests pass
     stand-in callables."""
 
-    def __init__(self, target_pass_s, draft_pass_s=None, host_s=None):
+    def __init__(self, target_pass_s, draft_pass_s=None, host_s=None, iteration_s=None):
         self._target = target_pass_s
         self._draft = draft_pass_s
         self._host = host_s or (lambda sequences: 0.0)
+        self._iteration = iteration_s or (lambda decode, gamma: 0.0)
 
     @classmethod
     def of(cls, target: Deployment, draft: Deployment | None = None) -> "StepPricer":
         def host_s(sequences):
             return step_overhead_s(target.runtime, sequences)
 
+        def iteration_s(decode, gamma):
+            return speculation_overhead_s(target.runtime, decode, gamma)
+
         draft_pass_s = None if draft is None else (lambda work: pass_time_s(draft, work))
-        return cls(lambda work: pass_time_s(target, work), draft_pass_s, host_s)
+        return cls(lambda work: pass_time_s(target, work), draft_pass_s, host_s, iteration_s)
 
     @property
     def has_draft(self) -> bool:
@@ -82,7 +89,7 @@ class StepPricer:
         draft_s = 0.0
         if decode:
             one = PassWork.group(decode, 1, context)
-            draft_s = gamma * (self._draft(one) + self._host(decode))
+            draft_s = gamma * (self._draft(one) + self._host(decode)) + self._iteration(decode, gamma)
             if chunks is not None:
                 # The first draft pass carries the chunks; with gamma = 0 they get a pass of their own.
                 ride = alone = None

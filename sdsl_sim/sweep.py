@@ -452,7 +452,7 @@ def evaluate_nstar_point(config: dict, seed: int) -> dict:
     m, hw, wl = scenario.config["model"], scenario.config["hardware"], scenario.config["workload"]
     parts = resolve(scenario, draft=False)
     result = hardware_n_star(parts.target, parts.gpu, train_tokens=m["train_tokens"], tp=hw["tp"],
-                             draft_tp=hw["draft_tp"], batch=wl["batch"], context=wl["prompt_tokens"],
+                             draft_tp=hw["draft_tp"] or 1, batch=wl["batch"], context=wl["prompt_tokens"],
                              runtime=parts.runtime, weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
     return result.summary()
 

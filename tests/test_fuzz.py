@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdsl_sim import metrics, units
+from sdsl_sim.sim import infer
 from sdsl_sim.cli import main
 from sdsl_sim.hardware import _GPU_KEYS, _RULES, _RUNTIME_KEYS, list_gpus, list_runtimes
 from sdsl_sim.scenario import SCHEMA
@@ -72,6 +73,7 @@ def choice(*values):
 
 SMALL_MODELS = choice("llama-3.2-1b", "llama-3.1-8b", "qwen2.5-0.5b", "opt-125m", "vicuna-68m")
 TARGETS = choice("llama-3.1-70b", "llama-3.1-8b", "qwen2.5-7b", "opt-13b", "synthetic-70B")
+DRAFTS = choice("llama-3.2-1b", "qwen2.5-0.5b", "opt-125m", "vicuna-68m")
 SIZES = choice("70B", "8B", "13e9", "1.5T", "400M")
 DRAFT_SIZES = choice("1B", "277M", "68M", "30M")
 GPUS = st.sampled_from(list_gpus())
@@ -80,7 +82,7 @@ DTYPES = choice("bf16", "fp16", "fp8", "int8", "int4")
 TP = choice("1", "2", "4", "8")
 TRAIN = choice("1e12", "1e13", "3e12")
 SCALE = reals(0.01, 100)
-GAMMA = st.one_of(ints(0, 6), choice("auto", "adaptive"))
+GAMMA = st.one_of(ints(0, 6), choice("auto", "adaptive", "heuristic"))
 
 # command -> (words before the flags, {flag: strategy of a valid value}, required flags, flags taking no value)
 COMMANDS = {
@@ -103,13 +105,19 @@ COMMANDS = {
         "--dtype": DTYPES, "--kv-dtype": DTYPES, "--bandwidth-scale": SCALE, "--flops-scale": SCALE,
     }, ("--hardware",)),
     "simulate": (["simulate"], {
-        "--target": TARGETS, "--target-params": SIZES, "--draft": SMALL_MODELS, "--draft-params": DRAFT_SIZES,
+        "--target": TARGETS, "--target-params": SIZES, "--draft": DRAFTS, "--draft-params": DRAFT_SIZES,
         "--hardware": choice("ideal", "h200-sxm", "mi300x"), "--tp": TP, "--draft-tp": choice("1", "2"),
         "--alpha": reals(0.05, 0.95),
         "--gamma": GAMMA, "--max-gamma": ints(1, 8), "--batch": ints(1, 8), "--context": ints(1, 512),
         "--output-tokens": ints(1, 48), "--requests": ints(1, 12), "--seed": ints(0, units.MAX_SEED),
-        "--train-tokens": TRAIN,
+        "--train-tokens": TRAIN, "--runtime": RUNTIMES, "--weight-dtype": DTYPES, "--kv-dtype": DTYPES,
     }, ("--hardware",)),
+    "infer-alpha": (["infer-alpha"], {
+        "--target": TARGETS, "--draft": DRAFTS, "--hardware": choice("ideal", "h200-sxm", "mi300x"),
+        "--tp": TP, "--runtime": RUNTIMES, "--weight-dtype": DTYPES, "--gamma": ints(1, 8),
+        "--measured-speedup": reals(0.5, 4), "--batch": ints(1, 8), "--context": ints(1, 512),
+        "--output-tokens": ints(2, 256),
+    }, ("--target", "--draft", "--hardware", "--gamma", "--measured-speedup")),
     "run": (["run"], {"--seed": ints(0, units.MAX_SEED)}, ()),
     "validate": (["validate"], {
         "--alphas": st.lists(reals(0.3, 0.9), min_size=1, max_size=2).map(",".join),
@@ -143,8 +151,8 @@ def argv_for(draw, command: str) -> list[str]:
     hostile = draw(st.sets(st.sampled_from(list(flags)), min_size=1, max_size=2)) if flags and draw(st.booleans()) \
         else set()
     for flag, valid in flags.items():
-        # A required flag is nearly always given, an optional one half the time.
-        if flag in hostile or flag not in omitted and draw(st.integers(0, 9)) < (9 if flag in required else 5):
+        # A required flag is given but one time in 20, an optional one half the time.
+        if flag in hostile or flag not in omitted and draw(st.integers(0, 19)) < (19 if flag in required else 10):
             argv += [flag, draw(HOSTILE_TEXT if flag in hostile else valid)]
     if draw(st.integers(0, 9)) == 0:
         argv += [draw(choice("--bogus", "--batch-size", "extra", "--json=1"))]
@@ -171,9 +179,9 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 
 
 def _may_be_undefined(key: str) -> bool:
-    """A summary key that metrics.UNDEFINED lists as possibly NaN or infinite (with its baseline_ twin)."""
+    """A key that metrics.UNDEFINED (with its baseline_ twin) or sim.infer.UNDEFINED lists as possibly NaN."""
     key = key.removeprefix("baseline_")
-    return key in metrics.UNDEFINED or key.endswith("_ci95")
+    return key in metrics.UNDEFINED or key in infer.UNDEFINED or key.endswith("_ci95")
 
 
 TEXT_KEYS = ("out", "page", "scenario")  # paths a user names, which may read "inf"
@@ -314,7 +322,7 @@ def length(high):
 
 # Valid values of the keys whose range is wider than a fast run allows, or that are names.
 SCENARIO_VALID = {
-    ("model", "target"): TARGETS, ("model", "draft"): SMALL_MODELS,
+    ("model", "target"): TARGETS, ("model", "draft"): DRAFTS,
     ("model", "target_params"): st.one_of(SIZES, st.floats(1e9, 2e11)),
     ("model", "draft_params"): st.one_of(DRAFT_SIZES, st.floats(3e7, 2e9)),
     ("model", "train_tokens"): st.one_of(TRAIN, st.floats(1e11, 1e14)),
@@ -326,7 +334,7 @@ SCENARIO_VALID = {
     ("workload", "output_tokens"): length(48), ("workload", "rate_per_s"): st.floats(0.1, 100),
     ("workload", "trace"): st.sampled_from(["missing.csv", "trace.csv"]),
     ("scheduler", "max_num_batched_tokens"): st.integers(8, 4096), ("scheduler", "block_size"): st.integers(1, 64),
-    ("decoding", "gamma"): st.one_of(st.integers(0, 6), choice("auto", "adaptive")),
+    ("decoding", "gamma"): st.one_of(st.integers(0, 6), choice("auto", "adaptive", "heuristic")),
     ("decoding", "max_gamma"): st.integers(1, 8), ("decoding", "adaptive_horizon"): st.integers(1, 64),
     ("decoding", "alpha_concentration"): st.floats(0.5, 1e4),
     ("decoding", "prefix_probs"): st.lists(st.floats(0.05, 0.95), min_size=1, max_size=6).map(

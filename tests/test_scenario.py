@@ -45,8 +45,6 @@ def test_every_embedded_scenario_validates():
     ("[workload\n", "not valid TOML"),
     ("[scheduler]\nkv_allocation = 'lazy'\n", "key 'scheduler.kv_allocation' = 'lazy'; expected one of 'paged', 'reserve'"),
     ("[scheduler]\nchunked_prefill = 1\n", "key 'scheduler.chunked_prefill' = 1; expected true or false"),
-    ("[workload]\nbatch = 64\n[scheduler]\nmax_num_batched_tokens = 32\n",
-     "key 'scheduler.max_num_batched_tokens' = 32; expected at least workload.batch = 64"),
     ("[hardware]\nmemory_reserve_fraction = 1.0\n", "key 'hardware.memory_reserve_fraction' = 1.0 is above 1; expected a finite number in [0, 1)"),
     ("[slo]\nttft_ms = 0\n", "key 'slo.ttft_ms' = 0 is at or below 0; expected a finite number > 0"),
     ("[decoding]\ndisable_above_batch = 0\n", "key 'decoding.disable_above_batch' = 0 is below 1; expected an integer in [1, 65,536] (MAX_BATCH)"),
@@ -169,3 +167,16 @@ def test_memory_shortfall_is_an_input_error():
 def test_a_model_named_and_sized_at_once_is_an_error():
     with pytest.raises(InputError, match="keys 'model.target' and 'model.target_params' both given"):
         scenario_from_dict({"model": {"target": "llama-3.1-8b", "target_params": "8B"}}, source="s.toml")
+
+
+def test_a_step_budget_below_the_batch_is_refused_from_the_scenario_or_the_runtime(tmp_path):
+    from sdsl_sim.sim.setup import setup
+
+    with pytest.raises(InputError, match="key 'scheduler.max_num_batched_tokens' = 32; expected at least "
+                                         "workload.batch = 64"):
+        setup(load_scenario(write(tmp_path, "[workload]\nbatch = 64\n[scheduler]\nmax_num_batched_tokens = 32\n")))
+    runtime = tmp_path / "small-budget.toml"
+    runtime.write_text((files("sdsl_sim") / "hardware_profiles" / "runtimes" / "default.toml").read_text()
+                       + "max_num_batched_tokens = 32\n")
+    with pytest.raises(InputError, match="runtime 'small-budget''s max_num_batched_tokens = 32; expected at least"):
+        setup(load_scenario(write(tmp_path, f"[workload]\nbatch = 64\n[hardware]\nruntime = '{runtime}'\n")))

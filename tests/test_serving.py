@@ -84,7 +84,8 @@ def test_closed_loop_itl_against_the_steady_state_estimate(concurrency):
         "decoding": {"gamma": 0}}, source="test")
     out = run_scenario(s, seed=0)
     assert out.summary["preemptions"] == 0
-    timer = setup(s).base_timer
+    resolved = setup(s)
+    timer = resolved.base_timer
     context = prompt + output / 2
     decode_s = timer.decode_s(c, 0, context)
     prefill_s = float(timer.step(0, 0, 0.0, PassWork.group(1, prompt, 0.0)).total_s)
@@ -92,7 +93,7 @@ def test_closed_loop_itl_against_the_steady_state_estimate(concurrency):
     itl_ms = out.summary["itl_ms"]
     assert 1e3 * decode_s < itl_ms <= additive_ms
     assert itl_ms == pytest.approx(additive_ms, rel=0.10)
-    budget = s.config["scheduler"]["max_num_batched_tokens"] - (c - 1)
+    budget = resolved.scheduler.max_num_batched_tokens - (c - 1)
     chunks = [PassWork.group(1, float(min(budget, prompt - a)), float(a)) for a in range(0, prompt, budget)]
     extra_s = sum(float(timer.step(c - 1, 0, context, w).total_s) - timer.decode_s(c - 1, 0, context)
                   for w in chunks)

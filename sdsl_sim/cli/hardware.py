@@ -1,7 +1,7 @@
 """`sdsl-sim latency` (one forward pass on one GPU profile) and `sdsl-sim list hardware|models|runtimes`."""
 
 from ..costs import check_memory, pass_cost
-from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu
+from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu, step_overhead_s
 from ..models import DTYPE_BYTES, list_models, load_model
 from ..units import BATCH, CONTEXT, SCALE, TOKENS, TP
 from . import add_json_flag, int_type, real_type, text_type
@@ -56,6 +56,8 @@ def latency(args) -> dict:
         "kv_dtype": args.kv_dtype,
         "runtime": runtime.name,
         "latency_ms": cost.latency_s * 1e3,
+        # The pass plus the runtime's host work of one decode step: what an engine's inter-token latency shows.
+        "step_ms": (cost.latency_s + float(step_overhead_s(runtime, args.batch))) * 1e3,
         "bound": cost.bound,
         "breakdown_ms": {k: v * 1e3 for k, v in cost.breakdown_s.items()},
         "bound_ms": {k: v * 1e3 for k, v in cost.bound_s.items()},

@@ -10,6 +10,7 @@ validate  the closed-form agreement grid on `ideal` (simulated vs Lambert-W spee
 import sys
 
 from ..errors import InputError
+from ..scenario import GAMMA_POLICIES
 from ..units import BATCH, MAX_GAMMA_RANGE, MAX_TOKENS, REQUESTS, SEED, TOKENS, TP, Range, count_range, parse_real
 from . import (add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type, int_type, parse_alpha,
                parse_list, real_type, text_type)
@@ -43,29 +44,41 @@ def _progress_bar(total_label):
     return update
 
 
+def _pair_data(args, decoding: dict) -> dict:
+    """The scenario dict of the flags `_add_pair_flags` defines, with the `decoding` table given."""
+    model = {"train_tokens": args.train_tokens, "weight_dtype": args.weight_dtype, "kv_dtype": args.kv_dtype}
+    for role in ("target", "draft"):
+        name, params = getattr(args, role), getattr(args, f"{role}_params")
+        if (name is None) == (params is None):
+            raise InputError(f"{args.command}: give exactly one of --{role} NAME or --{role}-params N")
+        model.update({role: name} if name else {f"{role}_params": params})
+    if args.alpha is not None:
+        decoding["alpha"] = args.alpha
+    return {
+        "model": model,
+        "hardware": {key: value for key, value in (("name", args.hardware), ("tp", args.tp), ("draft_tp", args.draft_tp),
+                                                   ("runtime", args.runtime)) if value is not None},
+        "workload": {"arrival": "static", "requests": args.batch if args.requests is None else args.requests,
+                     "batch": args.batch, "prompt_tokens": args.context, "output_tokens": args.output_tokens},
+        "decoding": decoding,
+    }
+
+
 def simulate(args) -> dict:
     from ..scenario import scenario_from_dict
     from ..sim.run import run_scenario
 
-    model = {"train_tokens": args.train_tokens}
-    for role in ("target", "draft"):
-        name, params = getattr(args, role), getattr(args, f"{role}_params")
-        if (name is None) == (params is None):
-            raise InputError(f"simulate: give exactly one of --{role} NAME or --{role}-params N")
-        model.update({role: name} if name else {f"{role}_params": params})
-    decoding = {"gamma": args.gamma, "max_gamma": args.max_gamma}
-    if args.alpha is not None:
-        decoding["alpha"] = args.alpha
-    data = {
-        "model": model,
-        "hardware": {"name": args.hardware, "tp": args.tp, "draft_tp": args.draft_tp},
-        "workload": {"arrival": "static", "requests": args.batch if args.requests is None else args.requests, "batch": args.batch,
-                     "prompt_tokens": args.context, "output_tokens": args.output_tokens},
-        "decoding": decoding,
-    }
+    data = _pair_data(args, {"gamma": args.gamma, "max_gamma": args.max_gamma})
     scenario = scenario_from_dict(data, source="simulate")
     outcome = run_scenario(scenario, args.seed, progress=_progress_bar("simulating"))
     return {key: outcome.summary[key] for key in SIMULATE_KEYS if key in outcome.summary}
+
+
+def infer_alpha(args) -> dict:
+    from ..sim.infer import infer_alpha
+
+    args.alpha = None
+    return infer_alpha(_pair_data(args, {"gamma": args.gamma}), args.measured_speedup)
 
 
 def run(args) -> dict | None:
@@ -85,13 +98,13 @@ def run(args) -> dict | None:
     summary = {"scenario": scenario.source, "seed": seed, **outcome.summary}
     if args.json:
         return summary
-    _print_table(scenario, summary)
+    _print_table(scenario, summary, outcome.setup.scheduler)
     return None
 
 
-def _print_table(scenario, s) -> None:
+def _print_table(scenario, s, sched) -> None:
     cfg = scenario.config
-    m, hw, wl, sched = cfg["model"], cfg["hardware"], cfg["workload"], cfg["scheduler"]
+    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
     target = m["target"] or f"synthetic {m['target_params']:.3g} params"
     draft = m["draft"] or f"synthetic {m['draft_params']:.3g} params"
 
@@ -104,8 +117,8 @@ def _print_table(scenario, s) -> None:
         ("pair", f"{target} + draft {draft}"),
         ("hardware", f"{hw['name']} x tp {hw['tp']}"),
         ("workload", _describe_workload(wl, s)),
-        ("scheduler", (f"chunked prefill, {sched['max_num_batched_tokens']} tokens per step" if sched["chunked_prefill"]
-                       else "prefill steps stall the batch") + f"; {sched['kv_allocation']} KV"),
+        ("scheduler", (f"chunked prefill, {sched.max_num_batched_tokens} tokens per step" if sched.chunked_prefill
+                       else "prefill steps stall the batch") + f"; {sched.kv_allocation} KV"),
         ("alpha", f"{s['alpha']:.4f} ({s['alpha_source']})"),
         ("gamma (most used)", f"{s['gamma']} (mean {s.get('mean_gamma', float('nan')):.2f})"),
         ("TPOT", f"{s['tpot_ms']:.4g} ms  95% CI {ci('tpot_ms')}  (baseline {s['baseline_tpot_ms']:.4g} ms)"),
@@ -186,6 +199,7 @@ def _alphas(text):
 
 RATIO = Range(1.0, 5000.0, low_open=True)  # drafts are synthetic 70B / ratio models, which need ~10M+
 TOLERANCE = Range(0.0, 1.0, low_open=True, high_open=True)
+SPEEDUP = Range(0.0, 1000.0, low_open=True)
 # Fewer tokens a point leave the 99% interval of the agreement check undefined (it needs 10 batches of steps).
 VALIDATE_TOKENS = count_range(MAX_TOKENS, "MAX_TOKENS", low=1000)
 
@@ -194,8 +208,8 @@ def _ratios(text):
     return parse_list(text, lambda item: parse_real(item, RATIO, "M/N"))
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("simulate", help="simulate one target/draft pair on one GPU (static batch)")
+def _add_pair_flags(p, alpha: bool = True) -> None:
+    """The flags naming a target/draft pair on a GPU and its static batch (simulate, infer-alpha)."""
     p.add_argument("--target", type=text_type, help="target model name (see `sdsl-sim list models`)")
     p.add_argument("--target-params", type=count_type("target size"), metavar="M",
                    help="synthetic target of M parameters (70B, 70e9)")
@@ -203,20 +217,41 @@ def register(subparsers) -> None:
     p.add_argument("--draft-params", type=count_type("draft size"), metavar="N", help="synthetic draft (277M)")
     p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name or TOML path (e.g. h100-sxm, ideal)")
     p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the target (default 1)")
-    p.add_argument("--draft-tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the draft (default 1)")
-    p.add_argument("--alpha", type=alpha_type, help="per-token acceptance; default: the SDSL law")
-    p.add_argument("--gamma", type=gamma_type("auto", "adaptive"), default="auto",
-                   help="draft tokens per iteration: integer, auto (default) or adaptive")
-    p.add_argument("--max-gamma", type=int_type(MAX_GAMMA_RANGE), default=16, help="bound for auto (default 16)")
+    p.add_argument("--draft-tp", type=int_type(TP), help="tensor-parallel GPUs of the draft (default: the runtime's "
+                   "policy, 1 for all but vllm-v0 and gpt-fast)")
+    p.add_argument("--runtime", type=text_type, help="engine runtime profile, e.g. vllm, sglang, trtllm, "
+                   "hf-transformers, gpt-fast (default: the GPU's; see `sdsl-sim list runtimes`)")
+    p.add_argument("--weight-dtype", type=text_type, default="bf16", help="weight dtype of both models (default bf16)")
+    p.add_argument("--kv-dtype", type=text_type, default="bf16", help="KV-cache dtype (default bf16)")
+    if alpha:
+        p.add_argument("--alpha", type=alpha_type, help="per-token acceptance; default: the SDSL law")
     p.add_argument("--batch", type=int_type(BATCH), default=1, help="batch size (default 1)")
     p.add_argument("--context", type=int_type(TOKENS), default=128, help="prompt tokens (default 128)")
     p.add_argument("--output-tokens", type=int_type(TOKENS), default=1024,
                    help="tokens generated per request (default 1024)")
     p.add_argument("--requests", type=int_type(REQUESTS), help="requests (default: one batch)")
-    p.add_argument("--seed", type=int_type(SEED), default=0, help="seed (default 0)")
     add_train_tokens(p)
     add_json_flag(p)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("simulate", help="simulate one target/draft pair on one GPU (static batch)")
+    _add_pair_flags(p)
+    p.add_argument("--gamma", type=gamma_type(*GAMMA_POLICIES), default="auto",
+                   help="draft tokens per iteration: integer, auto (default), adaptive or heuristic (HF's +2/-1 rule)")
+    p.add_argument("--max-gamma", type=int_type(MAX_GAMMA_RANGE), default=16, help="bound for the policies (default 16)")
+    p.add_argument("--seed", type=int_type(SEED), default=0, help="seed (default 0)")
     p.set_defaults(handler=simulate)
+
+    p = subparsers.add_parser("infer-alpha", help="the acceptance that reproduces a measured speedup",
+                              description="The per-token acceptance alpha at which the expected-value model "
+                              "of this pair, GPU and engine gives the measured speedup at lookahead GAMMA; "
+                              "reproducible: false when no alpha in (0, 1) does (the engine model is then off).")
+    _add_pair_flags(p, alpha=False)
+    p.add_argument("--gamma", type=int_type(MAX_GAMMA_RANGE), required=True, help="the lookahead the measurement ran with")
+    p.add_argument("--measured-speedup", type=real_type(SPEEDUP), required=True, metavar="S",
+                   help="measured speedup of speculative over plain decoding (TPOT ratio)")
+    p.set_defaults(handler=infer_alpha)
 
     p = subparsers.add_parser("run", help="run a scenario file and print a summary table")
     p.add_argument("scenario", nargs="?", type=text_type, help="scenario TOML path or embedded name (default: default)")

@@ -113,7 +113,10 @@ Regenerate with `sdsl-sim report nstar-on-gpus --out reports`; one point by hand
 (`scheduler.*`) and the `throughput_speedup` column.
 
 **Revision (reliability).** Numbers unchanged; the curve's data gained `*_ci95_note` columns saying why
-its intervals are empty (these points are expected values, with no sampling error).""")
+its intervals are empty (these points are expected values, with no sampling error).
+
+**Revision (engines as data).** Numbers unchanged; `hardware.draft_tp` and the `[scheduler]` keys read
+empty in the curve's data (the runtime profile decides them; the drafts still run on 1 GPU).""")
     return page
 
 

@@ -121,7 +121,10 @@ prefill and paged KV change nothing); the data table gained the new scenario key
 
 **Revision (reliability).** Numbers unchanged. Each point runs 8 requests, fewer than the 10 a t
 interval needs, so the TTFT, E2E, queueing and E2E-speedup intervals in the data are now empty, with a
-`*_ci95_note` column saying why, where they used to be computed from 8 values.""")
+`*_ci95_note` column saying why, where they used to be computed from 8 values.
+
+**Revision (engines as data).** Numbers unchanged; `hardware.draft_tp` and the `[scheduler]` keys read
+empty in the data (the runtime profile decides them; here the draft runs on 1 GPU as before).""")
     return page
 
 

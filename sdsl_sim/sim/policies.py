@@ -14,6 +14,11 @@ through `observe(accepted, judged)`.
 - `AdaptiveGamma`: the same optimisation with alpha replaced by an exponentially weighted moving average of
   the observed per-token acceptance (accepted / judged per block), started at a prior. It keeps gamma >= 1
   so it never stops observing.
+- `HeuristicGamma`: HF transformers' assisted generation with `num_assistant_tokens_schedule =
+  "heuristic"` (the default through transformers 4.4x): start at `num_assistant_tokens` = 5; after an
+  iteration whose drafts were all accepted, +2, else -1, never below 1 (`AssistedCandidateGenerator.
+  update_candidate_strategy` in `transformers/generation/candidate_generator.py`). Capped at max_gamma
+  here. HF runs one sequence; for a batch, "all accepted" means every sequence's drafts were.
 """
 
 import numpy as np
@@ -71,3 +76,20 @@ class AdaptiveGamma:
         if judged:
             observed = min(max(accepted / judged, 1e-3), 1 - 1e-3)
             self.alpha += self.weight * (observed - self.alpha)
+
+
+class HeuristicGamma:
+    horizon = 1  # the rule reacts to every iteration
+    INITIAL = 5  # GenerationConfig.num_assistant_tokens default (transformers 4.x)
+
+    def __init__(self, max_gamma: int = 16):
+        self.max_gamma = int(max_gamma)
+        self.gamma = min(self.INITIAL, self.max_gamma)
+
+    def choose(self, batch: int, context: float) -> int:
+        return self.gamma
+
+    def observe(self, accepted: int, judged: int) -> None:
+        # judged = accepted + one rejection per sequence that stopped short: equal only when all were accepted.
+        if judged:
+            self.gamma = min(self.gamma + 2, self.max_gamma) if accepted == judged else max(1, self.gamma - 1)

@@ -23,7 +23,7 @@ from ..workload import load_trace, parse_length
 from .acceptance import BetaAcceptance, IidAcceptance, ProfileAcceptance
 from .arrivals import poisson_instants
 from .engine import Scheduler, Workload
-from .policies import AdaptiveGamma, AutoGamma, FixedGamma
+from .policies import AdaptiveGamma, AutoGamma, FixedGamma, HeuristicGamma
 from .timing import StepTimer
 
 
@@ -59,7 +59,7 @@ def resolve(scenario, draft: bool = True) -> Resolved:
         except InputError as exc:
             raise InputError(f"{source}: key '{key}': {exc}") from None
 
-    m, hw, wl, sched = cfg["model"], cfg["hardware"], cfg["workload"], cfg["scheduler"]
+    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
     models = {}
     for role in ("target", "draft") if draft else ("target",):
         params = m[f"{role}_params"]
@@ -76,8 +76,9 @@ def resolve(scenario, draft: bool = True) -> Resolved:
         gpu = dataclasses.replace(gpu, memory_reserve_fraction=float(hw["memory_reserve_fraction"]))
     runtime = load("hardware.runtime", load_runtime,
                    gpu.default_runtime if hw["runtime"] is None else hw["runtime"])
+    sched = scheduler_of(cfg, runtime, source)
     if draft:
-        load("hardware.draft_tp", check_tp, models["draft"], hw["draft_tp"])
+        load("hardware.draft_tp", check_tp, models["draft"], draft_tp_of(hw, runtime))
     trace = None
     if wl["trace"] is not None:
         trace = load_trace(wl["trace"], f"{source}: key 'workload.trace'")
@@ -95,6 +96,26 @@ def resolve(scenario, draft: bool = True) -> Resolved:
     load("hardware.tp", check_memory, list(models.values()), gpu, batch=1, context=context, tp=hw["tp"],
          weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
     return Resolved(models["target"], models.get("draft"), gpu, runtime, trace, longest)
+
+
+def scheduler_of(cfg: dict, runtime, source: str) -> dict:
+    """The scenario's [scheduler] table with each unset key taken from the runtime profile, checked."""
+    sched = {key: getattr(runtime, key) if value is None else value for key, value in cfg["scheduler"].items()}
+    batch = cfg["workload"]["batch"]
+    if sched["chunked_prefill"] and sched["max_num_batched_tokens"] < batch:
+        given = cfg["scheduler"]["max_num_batched_tokens"] is not None
+        where = "key 'scheduler.max_num_batched_tokens'" if given else f"runtime {runtime.name!r}'s max_num_batched_tokens"
+        raise InputError(f"{source}: {where} = {sched['max_num_batched_tokens']}; expected at least workload.batch = "
+                         f"{batch} (every running sequence needs a token of the step's budget, as vLLM requires)")
+    return sched
+
+
+def draft_tp_of(hw: dict, runtime) -> int:
+    """The draft's tensor parallelism: the scenario's `hardware.draft_tp`, else the runtime's policy
+    (vLLM V0 ran the draft at the target's tp; later engines give it its own, 1 by default)."""
+    if hw["draft_tp"] is not None:
+        return hw["draft_tp"]
+    return hw["tp"] if runtime.draft_tp == "target" else 1
 
 
 @dataclass(frozen=True)
@@ -137,11 +158,13 @@ def _acceptance(cfg, target, draft):
 
 def setup(scenario) -> Setup:
     cfg = scenario.config
-    m, hw, wl, dec, sched = cfg["model"], cfg["hardware"], cfg["workload"], cfg["decoding"], cfg["scheduler"]
+    m, hw, wl, dec = cfg["model"], cfg["hardware"], cfg["workload"], cfg["decoding"]
     parts = resolve(scenario)
+    sched = scheduler_of(cfg, parts.runtime, scenario.source)
     dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
     target = Deployment.of(parts.target, parts.gpu, tp=hw["tp"], runtime=parts.runtime, **dtypes)
-    draft = Deployment.of(parts.draft, parts.gpu, tp=hw["draft_tp"], runtime=parts.runtime, **dtypes)
+    draft = Deployment.of(parts.draft, parts.gpu, tp=draft_tp_of(hw, parts.runtime), runtime=parts.runtime.for_draft(),
+                          **dtypes)
     max_gamma = max_gamma_of(dec)
     max_context = parts.longest_tokens + max_gamma + 1
     timer = StepTimer(StepPricer.of(target, draft), max_context=max_context)
@@ -155,6 +178,8 @@ def setup(scenario) -> Setup:
     acceptance, alpha, source = _acceptance(cfg, parts.target, parts.draft)
     if dec["gamma"] == "auto":
         make_policy = partial(AutoGamma, timer, acceptance, max_gamma)
+    elif dec["gamma"] == "heuristic":
+        make_policy = partial(HeuristicGamma, max_gamma)
     elif dec["gamma"] == "adaptive":
         make_policy = partial(AdaptiveGamma, timer, alpha, max_gamma, float(dec["adaptive_weight"]),
                               dec["adaptive_horizon"])
