@@ -11,7 +11,8 @@ norm/rotary/activation/residual kernels, LM head, all-reduces) costs
 where m = the pass's new tokens (GEMM rows) and both efficiencies are the per-GPU curves in `hardware.GPU`
 (fitted to the micro-benchmarks in shared/reference/calibration.md). Without CUDA graphs every
 kernel costs at least the runtime's host launch time. Under tensor parallelism each layer adds two
-ring all-reduces: latency + 2(tp-1)/tp x bytes / (link bandwidth x link_eff).
+ring all-reduces: latency + 2(tp-1)/tp x bytes / (link bandwidth x link_eff), the latency the runtime's
+all-reduce kernel's where its profile gives one, else the GPU profile's (eager NCCL).
 A prefill chunk is a group of one sequence with tokens = chunk length and context = the prompt tokens
 already cached (logits are computed for every new token, as verification needs; for prefill this
 overstates the LM head).
@@ -133,9 +134,15 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
         heads_gpu=heads,
         head_dim=hd,
         kv_row_bytes=2 * kv_heads * hd * kvb,
-        allreduce_fixed_s=(gpu.allreduce_latency_s + (tp - 1) * gpu.allreduce_latency_per_peer_s) if tp > 1 else 0.0,
+        allreduce_fixed_s=(_or(runtime.allreduce_latency_s, gpu.allreduce_latency_s)
+                           + (tp - 1) * _or(runtime.allreduce_latency_per_peer_s, gpu.allreduce_latency_per_peer_s))
+        if tp > 1 else 0.0,
         allreduce_s_per_byte=2 * (tp - 1) / tp / link_bw if tp > 1 else 0.0,
     )
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 def saturating_efficiency(eff_max, half, x, exponent):

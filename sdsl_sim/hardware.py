@@ -94,12 +94,14 @@ _RUNTIME_KEYS = {
     "max_num_batched_tokens": (int, "tokens", "max_num_batched_tokens", None),
     "kv_allocation": (str, None, "kv_allocation", None),
     "block_size": (int, "tokens", "block_size", None),
+    "allreduce_latency_us": (float, "time", "allreduce_latency_s", 1e-6),
+    "allreduce_latency_per_peer_us": (float, "time", "allreduce_latency_per_peer_s", 1e-6),
 }
 # An optional key absent from a file takes this value; None for draft_cuda_graphs means "as cuda_graphs".
 _RUNTIME_OPTIONAL = {"description": "", "draft_cuda_graphs": None, "shard_lm_head": True, "draft_tp": "own",
                      "spec_iteration_us": 0.0, "spec_per_sequence_us": 0.0, "spec_per_draft_pass_us": 0.0,
                      "chunked_prefill": True, "max_num_batched_tokens": 2048, "kv_allocation": "paged",
-                     "block_size": 16}
+                     "block_size": 16, "allreduce_latency_us": None, "allreduce_latency_per_peer_us": None}
 DRAFT_TP_POLICIES = ("own", "target")
 KV_ALLOCATIONS = ("paged", "reserve")
 
@@ -155,7 +157,9 @@ class Runtime:
     `spec_per_sequence_s x decoders` + `spec_per_draft_pass_s x gamma` of host work beyond its passes:
     proposer/scorer hand-off, rejection sampling bookkeeping, host syncs, cache cropping.
     `chunked_prefill`, `max_num_batched_tokens`, `kv_allocation`, `block_size`: the engine's scheduler
-    defaults, used where a scenario's [scheduler] table does not set them.
+    defaults, used where a scenario's [scheduler] table does not set them. `allreduce_latency_s` and
+    `allreduce_latency_per_peer_s`: the latency of the engine's own all-reduce kernel (custom one-shot,
+    PyTorch intra-node) where it replaces the GPU profile's eager NCCL figures; None keeps the GPU's.
     """
 
     name: str
@@ -175,6 +179,8 @@ class Runtime:
     max_num_batched_tokens: int = 2048
     kv_allocation: str = "paged"
     block_size: int = 16
+    allreduce_latency_s: float | None = None
+    allreduce_latency_per_peer_s: float | None = None
     source: str = ""
 
     def for_draft(self) -> "Runtime":

@@ -1,4 +1,7 @@
-"""`sdsl-sim latency` (one forward pass on one GPU profile) and `sdsl-sim list hardware|models|runtimes`."""
+"""`sdsl-sim latency` (one forward pass on one GPU profile), `sdsl-sim calibrate` (a profile fitted to your
+measured passes) and `sdsl-sim list hardware|models|runtimes`."""
+
+import numpy as np
 
 from ..costs import check_memory, pass_cost
 from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu, step_overhead_s
@@ -27,6 +30,18 @@ def register(subparsers) -> None:
         p.add_argument(f"--{what}-scale", type=real_type(SCALE), default=1.0, metavar="X", help=f"what-if: multiply the GPU's {what} by X")
     add_json_flag(p)
     p.set_defaults(handler=latency)
+
+    p = subparsers.add_parser(
+        "calibrate", help="fit a GPU profile to your own measured pass latencies",
+        description="Fit the free parameters of GPU profile BASE (bandwidth-efficiency curve, kernel floor, and "
+        "where the rows can identify them FLOP efficiency and all-reduce latency) to measured pass latencies "
+        "(CSV: model, tp, batch, tokens, context, weight_dtype, latency_ms[, kv_dtype]); write the profile to OUT.")
+    p.add_argument("measurements", metavar="MEASUREMENTS.csv", type=text_type)
+    p.add_argument("--hardware", required=True, type=text_type, metavar="BASE", help="the GPU profile to start from")
+    p.add_argument("--runtime", type=text_type, help="runtime profile the passes ran under (default: the GPU's)")
+    p.add_argument("--out", required=True, type=text_type, metavar="OUT.toml", help="where to write the profile")
+    add_json_flag(p)
+    p.set_defaults(handler=calibrate)
 
     p = subparsers.add_parser("list", help="list GPU profiles, runtime profiles or catalog models")
     p.add_argument("what", choices=["hardware", "models", "runtimes"])
@@ -114,3 +129,31 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if value == value and abs(value) != float("inf") else str(value)
     return str(value)
+
+
+def calibrate(args) -> dict:
+    from pathlib import Path
+
+    from ..calibrate import calibrate as fit, profile_text
+
+    result = fit(args.measurements, args.hardware, args.runtime)
+    rows = result["rows"]
+    Path(args.out).write_text(profile_text(args.hardware, result["parameters"], args.measurements, len(rows)))
+    before, after = np.abs(result["before"]), np.abs(result["after"])
+    per_row = [{"model": r.model, "tp": int(r.tp), "batch": int(r.batch), "tokens": int(r.tokens),
+                "context": int(r.context), "latency_ms": float(r.latency_ms), "error_before": float(b),
+                "error_after": float(a)} for r, b, a in zip(rows.itertuples(index=False), result["before"], result["after"])]
+    summary = {"out": args.out, "parameters": result["parameters"],
+               "median_abs_error_before": float(np.median(before)), "median_abs_error_after": float(np.median(after)),
+               "worst_abs_error_before": float(before.max()), "worst_abs_error_after": float(after.max()),
+               "rows": per_row}
+    if args.json:
+        return summary
+    print(f"{'model':<16} {'tp':>3} {'batch':>5} {'tokens':>6} {'context':>7} {'measured ms':>11} {'before':>8} {'after':>8}")
+    for r in per_row:
+        print(f"{r['model']:<16} {r['tp']:>3} {r['batch']:>5} {r['tokens']:>6} {r['context']:>7} {r['latency_ms']:>11.4g} "
+              f"{100 * r['error_before']:>7.1f}% {100 * r['error_after']:>7.1f}%")
+    print(f"median |error| {100 * summary['median_abs_error_before']:.1f}% -> {100 * summary['median_abs_error_after']:.1f}%,"
+          f" worst {100 * summary['worst_abs_error_before']:.1f}% -> {100 * summary['worst_abs_error_after']:.1f}%")
+    print("fitted: " + ", ".join(f"{k} = {v:.4g}" for k, v in result["parameters"].items()) + f"; wrote {args.out}")
+    return None
