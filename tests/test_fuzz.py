@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_store_faults import ANALYTIC_SWEEP
 
 from sdsl_sim import metrics, units
 from sdsl_sim.sim import infer
@@ -450,20 +451,11 @@ test_profiles_keep_the_promise_many = pytest.mark.slow(fuzz_test("profile", prof
 # ---------------------------------------------------------------- sweeps
 
 
-SWEEP = """
-[base.run]
-method = "analytic"
-[base.workload]
-requests = 4
-output_tokens = 32
-[axes]
-"workload.batch" = [1, 2]
-"""
 
 
 def sweep_argv(data, folder: Path) -> list[str]:
     path = folder / "two-points.toml"
-    path.write_text(SWEEP)
+    path.write_text(ANALYTIC_SWEEP)
     # The file, --out, --workers, --executor; --scheduler only ever hostile (a valid one needs a cluster).
     parts = {"FILE": st.just(str(path)), "--out": st.just(str(folder / "out")), "--workers": choice("1", "2"),
              "--executor": st.just("local")}

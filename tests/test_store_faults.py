@@ -104,12 +104,18 @@ def _forge(out: Path, name: str, table: pa.Table) -> None:
     pq.write_table(table.replace_schema_metadata({store.FINGERPRINT_KEY: fingerprint.encode()}), out / name)
 
 
-def test_parts_of_this_sweep_with_a_wrong_schema_or_no_rows_are_quarantined(tmp_path, monkeypatch):
+def whole_and_per_point_runs(tmp_path, monkeypatch):
+    """A toy sweep run whole into tmp/whole and with one part per point into tmp/out: (sweep, out)."""
     sweep = toy_sweep()
     run(sweep, tmp_path / "whole")
     per_point_parts(monkeypatch)
     out = tmp_path / "out"
     run(sweep, out)
+    return sweep, out
+
+
+def test_parts_of_this_sweep_with_a_wrong_schema_or_no_rows_are_quarantined(tmp_path, monkeypatch):
+    sweep, out = whole_and_per_point_runs(tmp_path, monkeypatch)
     parts = sorted(out.glob("part-*.parquet"))
     table = pq.read_table(parts[0])
     _forge(out, parts[0].name, table.set_column(table.schema.get_field_index("tpot_ms"), "tpot_ms",
@@ -122,11 +128,7 @@ def test_parts_of_this_sweep_with_a_wrong_schema_or_no_rows_are_quarantined(tmp_
 
 
 def test_a_part_holding_points_outside_the_grid_is_quarantined_and_its_grid_points_rerun(tmp_path, monkeypatch):
-    sweep = toy_sweep()
-    run(sweep, tmp_path / "whole")
-    per_point_parts(monkeypatch)
-    out = tmp_path / "out"
-    run(sweep, out)
+    sweep, out = whole_and_per_point_runs(tmp_path, monkeypatch)
     part = sorted(out.glob("part-*.parquet"))[0]
     table = pq.read_table(part)
     bogus = table.set_column(0, "point_id", pa.array(["0123456789abcdef"]))
