@@ -22,6 +22,7 @@ PAGES = {
     "nstar-on-gpus": "nstar_gpus",
     "seed-experiment": "seed_experiment",
     "serving-load": "serving_load",
+    "validation": "validation",
 }
 
 

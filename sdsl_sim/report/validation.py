@@ -1,0 +1,129 @@
+"""Validation against public engine measurements: each row of sdsl_sim/data/validation_measurements.toml
+beside the expected-value prediction on the matching engine runtime profile (sdsl_sim/validation.py)."""
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+
+from .page import Page
+
+TITLE = "Validation: predicted against public measurements of vLLM, SGLang, TensorRT-LLM, HF transformers and gpt-fast"
+COLUMNS = ["id", "engine", "gpu", "tp", "target", "draft", "method", "weight_dtype", "batch", "gamma", "metric",
+           "value", "predicted", "error", "alpha", "alpha_origin", "implied_alpha", "assumed_lengths"]
+
+
+def build(studies) -> Page:
+    from ..validation import IMPLIED_RANGE, load_measurements, predict_row
+
+    rows = pd.DataFrame([predict_row(row) for row in load_measurements()])
+    for column in ("implied_alpha", "implied_alpha_plausible", "draft", "skipped"):
+        if column not in rows:
+            rows[column] = np.nan if column == "implied_alpha" else ""
+    rows["draft"] = rows["draft"].fillna("")
+    for column in rows.columns[rows.dtypes == object]:  # TOML leaves "" where a number is unstated
+        values = rows[column].dropna()
+        if all(isinstance(v, (int, float)) or v == "" for v in values) and any(v != "" for v in values):
+            rows[column] = pd.to_numeric(rows[column].replace("", np.nan))
+        else:
+            rows[column] = rows[column].fillna("").astype(str)
+    priced = rows[rows.skipped.fillna("") == ""].copy()
+    skipped = rows[rows.skipped.fillna("") != ""]
+    priced["kind"] = np.where(priced.metric == "speedup_vs_autoregressive", "speculative speedup",
+                              np.where(priced.draft != "", "speculative latency", "plain decode"))
+    priced["abs_error"] = priced.error.abs()
+
+    summary = (priced.groupby(["kind", "engine"]).abs_error.agg(rows="size", median="median", worst="max")
+               .reset_index())
+    overall = priced.groupby("kind").abs_error.agg(rows="size", median="median", worst="max").reset_index()
+    overall.insert(1, "engine", "all")
+    summary = pd.concat([summary, overall], ignore_index=True)
+    summary[["median", "worst"]] *= 100
+
+    spec = priced[priced.kind == "speculative speedup"]
+    implausible = spec[~spec.implied_alpha.between(*IMPLIED_RANGE)]
+    engines, gpus = priced.engine.nunique(), priced.gpu.nunique()
+
+    page = Page("validation", TITLE)
+    page.text(f"""
+**Question.** When a user says which engine they run, does the simulator reproduce what that engine was
+measured to do? {len(rows)} public measurements (plain decode latency and speculative-decoding speedups;
+each row's source, date and setting in `sdsl_sim/data/validation_measurements.toml`), {len(priced)} of them
+priced on {engines} engines and {gpus} GPU types.
+
+**How each row is priced.** The expected-value model (`run.method = "analytic"`) of the row's target,
+draft, GPU, tensor parallelism, weight dtype, batch and lookahead, on the engine's runtime profile
+(`hardware_profiles/runtimes/<engine>.toml`). A speculative row uses the acceptance it states, converted
+to a per-token alpha at its gamma; a row that states none uses the SDSL law's alpha, and its *implied*
+acceptance (`sdsl-sim infer-alpha`: the alpha at which the model gives the measured speedup) is shown
+beside it, flagged when outside [{IMPLIED_RANGE[0]}, {IMPLIED_RANGE[1]}]. Rows that do not state their lengths are
+priced at {_assumed()} and marked `assumed_lengths`.
+
+**Honest calibration.** No profile value is set from these rows: the runtime profiles take their numbers
+from engine code, docs and micro-benchmarks (each value's source is a comment in its file, and values no
+public source gives are marked "estimate" there), the GPU profiles from datasheets and the micro-benchmarks
+in `hardware_profiles/SOURCES.md`. Where the model misses, the miss is reported, not tuned away.
+""")
+    page.table(summary.rename(columns={"median": "median |error| %", "worst": "worst |error| %"}), floatfmt=".3g")
+    if len(spec):
+        page.text(f"""**Implied acceptance.** {len(spec) - len(implausible)} of {len(spec)} speedup rows have an implied
+per-token acceptance inside [{IMPLIED_RANGE[0]}, {IMPLIED_RANGE[1]}]. """ + (
+            "Outside it: " + "; ".join(f"`{r.id}` ({_alpha(r.implied_alpha)})" for r in implausible.itertuples()) +
+            ". An implied alpha near 1 (or none at all) means the model's speculative step is too expensive for "
+            "that engine; a low one, that it is too cheap." if len(implausible) else ""))
+    worst = priced.reindex(priced.abs_error.sort_values(ascending=False).index).head(6)
+    page.text("**Largest misses.** " + "; ".join(
+        f"`{r.id}` ({r.weight_dtype}, batch {r.batch:g}: {100 * r.error:+.0f}%)" for r in worst.itertuples()) +
+        ". The pass model leaves out the dequantisation cost of int4/int8 weight-only kernels (README, "
+        "\"Left out\"), so quantised rows come out fast; aggregate throughput at batches of hundreds is "
+        "priced as decode steps of a static batch, without the prefills and host work a throughput "
+        "benchmark also runs.")
+    page.figure("predicted_vs_measured", _figure(priced), "Predicted against measured, one marker per engine: "
+                "plain decode TPOT (left, ms) and speculative speedup (right). The line is y = x, the band +-10%.")
+    page.table(priced[[c for c in COLUMNS if c in priced]], floatfmt=".3g")
+    if len(skipped):
+        page.text("**Not priced.** " + "; ".join(f"`{r.id}`: {r.skipped}" for r in skipped.itertuples()) + ".")
+    page.data("validation", rows)
+    page.text("Regenerate with `sdsl-sim report validation --out reports`.")
+    return page
+
+
+def _assumed() -> str:
+    from ..validation import ASSUMED_OUTPUT_TOKENS, ASSUMED_PROMPT_TOKENS
+
+    return f"{ASSUMED_PROMPT_TOKENS} prompt and {ASSUMED_OUTPUT_TOKENS} output tokens"
+
+
+def _alpha(value) -> str:
+    return "no alpha reproduces it" if not np.isfinite(value) else f"alpha {value:.2f}"
+
+
+def _figure(priced: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    markers = dict(zip(sorted(priced.engine.unique()), "osD^vP*X"))
+    latency = priced[priced.metric != "speedup_vs_autoregressive"].copy()
+    # Every latency-like metric as TPOT: tokens/s per user and aggregate throughput over the batch.
+    to_tpot = {"tpot_ms": lambda v, b: v, "tokens_per_s_per_user": lambda v, b: 1e3 / v,
+               "throughput_tokens_per_s": lambda v, b: 1e3 * b / v}
+    for column in ("value", "predicted"):
+        latency[f"{column}_tpot_ms"] = [to_tpot[m](v, max(1, b)) for m, v, b in
+                                        zip(latency.metric, latency[column], latency.batch.fillna(1))]
+    panels = ((axes[0], latency, "value_tpot_ms", "predicted_tpot_ms", "TPOT (ms)"),
+              (axes[1], priced[priced.metric == "speedup_vs_autoregressive"], "value", "predicted", "speedup (x)"))
+    for ax, frame, x, y, unit in panels:
+        for engine, group in frame.groupby("engine"):
+            ax.scatter(group[x], group[y], marker=markers[engine], label=engine, s=36)
+        if len(frame):
+            lo = 0.8 * min(frame[x].min(), frame[y].min())
+            hi = 1.25 * max(frame[x].max(), frame[y].max())
+            line = np.geomspace(lo, hi, 50)
+            ax.plot(line, line, color="black", lw=1)
+            ax.fill_between(line, line / 1.1, line * 1.1, color="grey", alpha=0.2, lw=0)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.set_xlabel(f"measured {unit}")
+        ax.set_ylabel(f"predicted {unit}")
+        ax.legend(fontsize=8)
+    axes[0].set_title("plain and speculative decode latency")
+    axes[1].set_title("speculative speedup")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,138 @@
+"""Public engine measurements (sdsl_sim/data/validation_measurements.toml) beside the simulator's
+prediction for each: the data of the validation page (`report/validation.py`).
+
+Each row names an engine, a GPU, a tensor-parallel degree, a target (and a draft for speculative rows),
+lengths, a batch, a lookahead, and one measured metric. Its prediction is the expected-value model
+(`sim.run.evaluate` with run.method = "analytic") on the matching runtime profile (`RUNTIME_OF`), at the
+row's stated per-token acceptance; a row that states none gets the SDSL law's alpha, and its implied
+acceptance (`sim.infer.infer_alpha`) is reported beside it. No value of any profile is set from these rows.
+
+A stated acceptance converts to a per-token alpha at the row's gamma g (Leviathan's tokens per
+iteration E(alpha, g) = (1 - alpha^(g+1)) / (1 - alpha)): a mean accepted length tau (bonus token
+included) solves E = tau; vLLM's draft acceptance rate r (accepted / proposed) solves E = 1 + g r.
+"""
+
+import tomllib
+from importlib.resources import files
+
+import numpy as np
+from scipy.optimize import brentq
+
+from .analytic import expected_tokens_per_iteration
+from .errors import InputError
+from .sim.infer import infer_alpha
+from .sim.run import evaluate
+from .scenario import scenario_from_dict
+
+RUNTIME_OF = {"vllm": "vllm", "vllm-v0": "vllm-v0", "sglang": "sglang", "trtllm": "trtllm",
+              "hf-transformers": "hf-transformers", "gpt-fast": "gpt-fast"}
+METRICS = ("tpot_ms", "tokens_per_s_per_user", "throughput_tokens_per_s", "speedup_vs_autoregressive")
+ACCEPTANCE_KINDS = ("per_token_alpha", "mean_accepted_tokens", "draft_acceptance_rate", "")
+# Lengths a row that does not state them is priced at (the page flags such rows).
+ASSUMED_PROMPT_TOKENS, ASSUMED_OUTPUT_TOKENS = 128, 256
+PLAIN_DRAFT = "vicuna-68m"  # a stand-in draft for plain rows: gamma 0 never runs it; its weights are ~0.1 GB
+IMPLIED_RANGE = (0.4, 0.95)  # a per-token acceptance outside this is implausible for a matched draft
+
+
+def load_measurements(path=None) -> list[dict]:
+    """The rows of the measurements file, each checked: InputError naming the row and key otherwise."""
+    path = path or files("sdsl_sim") / "data" / "validation_measurements.toml"
+    try:
+        rows = tomllib.loads(path.read_text(encoding="utf-8")).get("row", [])
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    for row in rows:
+        where = f"{path}: row {row.get('id', '?')!r}"
+        for key in ("id", "source", "engine", "gpu", "tp", "target", "metric", "value"):
+            if key not in row:
+                raise InputError(f"{where}: key {key!r} missing")
+        if row["metric"] not in METRICS:
+            raise InputError(f"{where}: metric {row['metric']!r}; expected one of {', '.join(METRICS)}")
+        if not (isinstance(row["value"], (int, float)) and np.isfinite(row["value"]) and row["value"] > 0):
+            raise InputError(f"{where}: value {row['value']!r}; expected a positive finite number")
+        if row.get("acceptance_kind", "") not in ACCEPTANCE_KINDS:
+            raise InputError(f"{where}: acceptance_kind {row['acceptance_kind']!r}; expected one of "
+                             f"{', '.join(map(repr, ACCEPTANCE_KINDS))}")
+    return rows
+
+
+def per_token_alpha(kind: str, value: float, gamma: int) -> float:
+    """A stated acceptance as Leviathan's per-token alpha at lookahead `gamma` (see the module docstring)."""
+    if kind == "per_token_alpha":
+        return float(value)
+    tau = float(value) if kind == "mean_accepted_tokens" else 1.0 + gamma * float(value)
+    if not 1.0 < tau < gamma + 1.0:
+        raise InputError(f"acceptance {value} ({kind}) at gamma {gamma} gives {tau:.3g} tokens per iteration; "
+                         f"expected between 1 and {gamma + 1}")
+    return float(brentq(lambda a: expected_tokens_per_iteration(a, gamma) - tau, 1e-9, 1 - 1e-9))
+
+
+def scenario_data(row: dict, alpha: float | None) -> dict:
+    """The scenario dict that prices `row` (expected value, its runtime profile, its lengths)."""
+    speculative = bool(row.get("draft_catalog")) and row.get("gamma", 0) > 0
+    decoding = {"gamma": int(row["gamma"]) if speculative else 0}
+    if alpha is not None:
+        decoding["alpha"] = alpha
+    batch = max(1, int(row.get("batch") or 1))
+    return {
+        "run": {"method": "analytic"},
+        "model": {"target": row["target_catalog"], "draft": row["draft_catalog"] if speculative else PLAIN_DRAFT,
+                  "weight_dtype": row.get("weight_dtype") or "bf16"},
+        "hardware": {"name": row["gpu"], "tp": int(row["tp"]), "runtime": RUNTIME_OF[row["engine"]],
+                     **({} if speculative else {"draft_tp": 1})},  # the unused stand-in draft stays on one GPU
+        "workload": {"requests": batch, "batch": batch,
+                     "prompt_tokens": int(row.get("prompt_tokens") or ASSUMED_PROMPT_TOKENS),
+                     "output_tokens": int(row.get("output_tokens") or ASSUMED_OUTPUT_TOKENS)},
+        "decoding": decoding,
+    }
+
+
+def _metric(summary: dict, metric: str, batch: int) -> float:
+    tpot = summary["tpot_ms"]
+    return {"tpot_ms": tpot, "tokens_per_s_per_user": 1e3 / tpot, "throughput_tokens_per_s": batch * 1e3 / tpot,
+            "speedup_vs_autoregressive": summary["speedup_vs_autoregressive"]}[metric]
+
+
+def skip_reason(row: dict) -> str | None:
+    """Why a row cannot be priced (None when it can)."""
+    if row["engine"] not in RUNTIME_OF:
+        return f"engine {row['engine']!r} has no runtime profile"
+    if not row.get("target_catalog"):
+        return f"target {row['target']!r} is not in the model catalog"
+    if row.get("draft") and not row.get("draft_catalog"):
+        return f"draft {row['draft']!r} is not in the model catalog (or not a separate model)"
+    if row["metric"] == "speedup_vs_autoregressive" and not (row.get("draft_catalog") and row.get("gamma", 0) > 0):
+        return "a speedup row needs a catalog draft and a stated gamma"
+    if row["metric"] == "throughput_tokens_per_s" and not row.get("batch"):
+        return "an aggregate throughput needs a stated batch"
+    if row.get("rate_per_s"):
+        return "a request-rate row (serving) is not priced by the static-batch model yet"
+    return None
+
+
+def predict_row(row: dict) -> dict:
+    """The row with its prediction: predicted, error (predicted / measured - 1), alpha and its origin,
+    implied_alpha for speculative rows without a stated acceptance, and assumed_lengths."""
+    out = dict(row)
+    reason = skip_reason(row)
+    if reason is not None:
+        return {**out, "skipped": reason}
+    gamma = int(row.get("gamma") or 0)
+    speculative = bool(row.get("draft_catalog")) and gamma > 0
+    alpha, origin = None, "plain"
+    if speculative:
+        if row.get("acceptance_kind"):
+            alpha, origin = per_token_alpha(row["acceptance_kind"], row["stated_acceptance"], gamma), "stated"
+        else:
+            origin = "sdsl-law"
+    data = scenario_data(row, alpha)
+    summary = evaluate(scenario_from_dict(data, source=f"validation row {row['id']}"), 0)
+    predicted = _metric(summary, row["metric"], data["workload"]["batch"])
+    out.update(predicted=predicted, error=predicted / row["value"] - 1,
+               alpha=summary["alpha"] if speculative else float("nan"), alpha_origin=origin,
+               assumed_lengths=not (row.get("prompt_tokens") and row.get("output_tokens")), skipped="")
+    if speculative and row["metric"] == "speedup_vs_autoregressive":
+        implied = infer_alpha(data, float(row["value"]))
+        out["implied_alpha"] = implied["alpha"]
+        out["implied_alpha_plausible"] = bool(IMPLIED_RANGE[0] <= implied["alpha"] <= IMPLIED_RANGE[1])
+    return out
