@@ -24,7 +24,7 @@ from scipy.optimize import least_squares
 
 from .costs import pass_latency_s
 from .errors import InputError
-from .hardware import GPU, _profiles_dir, load_gpu
+from .hardware import GPU, _profiles_dir, _read_profile, list_gpus, load_gpu
 from .models import dtype_bytes, load_model
 from .units import BATCH, CONTEXT, TOKENS, TP
 
@@ -102,6 +102,9 @@ def current(gpu: GPU, names: list[str]) -> dict:
 def fit(base: GPU, rows: pd.DataFrame, runtime=None) -> dict:
     """Fitted parameters, the calibrated GPU and the residuals before and after (relative errors)."""
     names = free_parameters(rows)
+    if len(rows) < 2 * len(names):
+        raise InputError(f"{len(rows)} measured passes cannot pin down {len(names)} parameters ({', '.join(names)}); "
+                         f"expected at least {2 * len(names)} rows (two per parameter)")
     start = current(base, names)
     lower = np.array([BOUNDS[k][2] for k in names])
     upper = np.array([BOUNDS[k][3] for k in names])
@@ -121,10 +124,7 @@ def fit(base: GPU, rows: pd.DataFrame, runtime=None) -> dict:
 
 def profile_text(base_name: str, fitted: dict, source: str, rows: int) -> str:
     """A GPU profile: the base file's keys with the fitted ones replaced, and a header saying what was fitted."""
-    path = _profiles_dir() / f"{base_name}.toml" if "/" not in base_name and not base_name.endswith(".toml") \
-        else base_name
-    with open(path, "rb") as handle:
-        table = tomllib.load(handle)
+    table = tomllib.loads(_read_profile(base_name, _profiles_dir(), list_gpus(), "hardware")[2].decode())
     table.update({k: round(v, 6) for k, v in fitted.items()})
     stamp = datetime.date.today().isoformat()
     lines = [f"# Calibrated by `sdsl-sim calibrate` on {stamp} from {rows} measured passes in {source}.",

@@ -50,6 +50,7 @@ def test_a_calibrated_profile_predicts_other_rows_of_the_changed_gpu_within_3_pe
     (lambda f: f.assign(model="llama-9"), "unknown model 'llama-9'"),
     (lambda f: f.assign(latency_ms=0.0), "latency_ms = 0.0; expected a positive finite number"),
     (lambda f: f.assign(tp=0), "tp = 0; expected an integer in [1, 1024]"),
+    (lambda f: f.head(2), "2 measured passes cannot pin down 3 parameters"),
 ])
 def test_bad_measurement_files_are_one_error_line(tmp_path, capsys, edit, needle):
     path = tmp_path / "measured.csv"

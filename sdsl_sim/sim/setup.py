@@ -31,7 +31,8 @@ from .timing import StepTimer
 class Resolved:
     """What a scenario names, loaded: models.Model target and draft (None when not asked for), the
     hardware.GPU with the what-if scales and memory reserve applied, the hardware.Runtime, the trace
-    (workload.Trace or None) and the longest request in tokens (prompt + output)."""
+    (workload.Trace or None), the longest request in tokens (prompt + output), the [scheduler] table with
+    the runtime's defaults filled in, and the draft's tensor parallelism."""
 
     target: object
     draft: object
@@ -39,6 +40,8 @@ class Resolved:
     runtime: object
     trace: object
     longest_tokens: int
+    scheduler: dict
+    draft_tp: int
 
 
 def max_gamma_of(decoding: dict) -> int:
@@ -77,8 +80,9 @@ def resolve(scenario, draft: bool = True) -> Resolved:
     runtime = load("hardware.runtime", load_runtime,
                    gpu.default_runtime if hw["runtime"] is None else hw["runtime"])
     sched = scheduler_of(cfg, runtime, source)
+    draft_tp = draft_tp_of(hw, runtime)
     if draft:
-        load("hardware.draft_tp", check_tp, models["draft"], draft_tp_of(hw, runtime))
+        load("hardware.draft_tp", check_tp, models["draft"], draft_tp)
     trace = None
     if wl["trace"] is not None:
         trace = load_trace(wl["trace"], f"{source}: key 'workload.trace'")
@@ -95,7 +99,7 @@ def resolve(scenario, draft: bool = True) -> Resolved:
         context = math.ceil(context / sched["block_size"]) * sched["block_size"]
     load("hardware.tp", check_memory, list(models.values()), gpu, batch=1, context=context, tp=hw["tp"],
          weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
-    return Resolved(models["target"], models.get("draft"), gpu, runtime, trace, longest)
+    return Resolved(models["target"], models.get("draft"), gpu, runtime, trace, longest, sched, draft_tp)
 
 
 def scheduler_of(cfg: dict, runtime, source: str) -> dict:
@@ -160,10 +164,10 @@ def setup(scenario) -> Setup:
     cfg = scenario.config
     m, hw, wl, dec = cfg["model"], cfg["hardware"], cfg["workload"], cfg["decoding"]
     parts = resolve(scenario)
-    sched = scheduler_of(cfg, parts.runtime, scenario.source)
+    sched = parts.scheduler
     dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
     target = Deployment.of(parts.target, parts.gpu, tp=hw["tp"], runtime=parts.runtime, **dtypes)
-    draft = Deployment.of(parts.draft, parts.gpu, tp=draft_tp_of(hw, parts.runtime), runtime=parts.runtime.for_draft(),
+    draft = Deployment.of(parts.draft, parts.gpu, tp=parts.draft_tp, runtime=parts.runtime.for_draft(),
                           **dtypes)
     max_gamma = max_gamma_of(dec)
     max_context = parts.longest_tokens + max_gamma + 1
