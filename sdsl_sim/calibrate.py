@@ -6,11 +6,12 @@ latency_ms, optionally kv_dtype: the GPU time of one forward pass of `batch` seq
 parameters the rows can identify, within physical bounds (`BOUNDS`):
 
     bw_eff_max, bw_eff_half_mb, kernel_floor_us       always (every pass reads weights and runs kernels)
-    flops_eff_max, flops_eff_half_rows                 only if some row has >= COMPUTE_ROWS GEMM rows
+    flops_eff_max, overlap_exponent                    only if some row has >= COMPUTE_ROWS GEMM rows
     allreduce_latency_us                               only if some row has tp > 1
 
-The exponents stay at the base profile's (they trade off with the half-points and the rows rarely pin
-them). Everything else (datasheet peaks, memory, links) is the base profile's.
+The bandwidth curve's exponent stays at the base profile's (it trades off with the half-point and the
+rows rarely pin it), and so do the SM count and GEMM tile (integers a least-squares fit cannot move).
+Everything else (datasheet peaks, memory, links) is the base profile's.
 """
 
 import dataclasses
@@ -36,7 +37,7 @@ BOUNDS = {
     "bw_eff_half_mb": ("bw_eff_half_bytes", 1e6, 0.0, 1000.0),
     "kernel_floor_us": ("kernel_floor_s", 1e-6, 0.0, 100.0),
     "flops_eff_max": ("flops_eff_max", 1.0, 0.05, 1.0),
-    "flops_eff_half_rows": ("flops_eff_half_rows", 1.0, 0.0, 4096.0),
+    "overlap_exponent": ("overlap_exponent", 1.0, 1.0, 16.0),
     "allreduce_latency_us": ("allreduce_latency_s", 1e-6, 0.0, 1000.0),
 }
 
@@ -75,7 +76,7 @@ def free_parameters(rows: pd.DataFrame) -> list[str]:
     """The parameters the rows can identify (see the module docstring)."""
     names = ["bw_eff_max", "bw_eff_half_mb", "kernel_floor_us"]
     if (rows.batch * rows.tokens).max() >= COMPUTE_ROWS:
-        names += ["flops_eff_max", "flops_eff_half_rows"]
+        names += ["flops_eff_max", "overlap_exponent"]
     if rows.tp.max() > 1:
         names.append("allreduce_latency_us")
     return names

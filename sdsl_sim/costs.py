@@ -6,16 +6,21 @@ pass (`pass_latency_s`) is one group: `batch` sequences each adding `tokens` to 
 operator (fused QKV, attention with its KV reads, output projection, MLP up(+gate) and down, the small
 norm/rotary/activation/residual kernels, LM head, all-reduces) costs
 
-    max(FLOPs / (peak x flops_eff(m)),  bytes / (bandwidth x bw_eff(bytes)),  kernel floor)
+    max(overlap(t_mem, t_comp),  kernel floor),   overlap(a, b) = (a^p + b^p)^(1/p)
 
-where m = the pass's new tokens (GEMM rows) and both efficiencies are the per-GPU curves in `hardware.GPU`
-(fitted to the micro-benchmarks in shared/reference/calibration.md). Without CUDA graphs every
-kernel costs at least the runtime's host launch time. Under tensor parallelism each layer adds two
+with t_mem = bytes / (bandwidth x bw_eff(bytes)) and t_comp = FLOPs / (peak x flops_eff_max x fill), where
+fill is the wave quantisation of the GEMM's output tiles over the GPU's SMs (`gemm_flops_efficiency`)
+and p the profile's overlap exponent: near the ridge a kernel is slower than either bound, far from it
+the larger bound alone sets its time, so a GEMM whose arithmetic intensity is far below the ridge stays
+memory-bound under any what-if scaling. The per-GPU parameters and the micro-benchmarks they reproduce
+are in hardware_profiles/SOURCES.md. Without CUDA graphs every kernel costs at least the runtime's host
+launch time. Under tensor parallelism each layer adds two
 ring all-reduces: latency + 2(tp-1)/tp x bytes / (link bandwidth x link_eff), the latency the runtime's
 all-reduce kernel's where its profile gives one, else the GPU profile's (eager NCCL).
 A prefill chunk is a group of one sequence with tokens = chunk length and context = the prompt tokens
-already cached (logits are computed for every new token, as verification needs; for prefill this
-overstates the LM head).
+already cached, and one row of logits; a decode or verification group computes logits for every new
+token. The LM head and the sampler (`SAMPLING_KERNELS` passes over the fp32 logits of the full vocabulary,
+gathered on one GPU) see those logit rows only.
 On a `weights-only` GPU (the `ideal` profile) a pass costs exactly weight bytes / (tp x bandwidth).
 Host-side per-step engine costs are not here: see `hardware.step_overhead_s`.
 """
@@ -32,7 +37,12 @@ from .hardware import GPU, Runtime, load_runtime
 from .models import Model, dtype_bytes
 
 ACT_BYTES = 2.0  # activations stay bf16/fp16 whatever the weight dtype (weight-only quantisation)
-OP_CLASSES = ("qkv", "attention", "out_proj", "mlp", "norms_elementwise", "lm_head", "allreduce")
+OP_CLASSES = ("qkv", "attention", "out_proj", "mlp", "norms_elementwise", "lm_head", "sampling", "allreduce")
+LOGIT_BYTES = 4.0  # samplers work on fp32 logits
+# Kernels of a sampling step that each read the logits: the fp32 cast with temperature, and the softmax /
+# argmax / top-p sampling kernel (vLLM V1 Sampler, FlashInfer sampling). An estimate: penalties, logprobs
+# and unfused top-k/top-p paths add more.
+SAMPLING_KERNELS = 2
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class _Op:
     weight_bytes: float  # per GPU
     k: float  # GEMM input width (0 for non-GEMM operators)
     n: float  # GEMM output width per GPU
+    col_tiles: int  # ceil(n / gemm_tile_cols)
 
 
 @dataclass(frozen=True)
@@ -63,14 +74,17 @@ class _Plan:
     ops: tuple
     weights_only_s: float  # per-pass time on a weights-only GPU, else 0
     gemm_flop_per_s: float  # peak for the weight GEMMs (FP8 when weights are fp8 and the GPU has it)
+    gemm_f_max: float
+    gemm_bw_factor: float
     attn_flop_per_s: float
     hbm_bytes_per_s: float
     bw_max: float  # efficiency curves: see `saturating_efficiency`
     bw_half_bytes: float
     bw_p: float
     f_max: float
-    flops_half_rows: float
-    f_q: float
+    sm_count: int
+    tile_rows: int
+    overlap_p: float
     floor_s: float
     launch_s: float  # 0 with CUDA graphs
     small_kernels: int
@@ -78,6 +92,7 @@ class _Plan:
     hidden_size: float
     heads_gpu: float
     head_dim: float
+    vocab_size: float
     kv_row_bytes: float  # K+V bytes per token per layer per GPU
     allreduce_fixed_s: float
     allreduce_s_per_byte: float
@@ -107,25 +122,29 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
         ("mlp", h, ffn_out),
         ("mlp", model.ffn_size / tp, h),
     ]
-    ops = [_Op(cls, L, k * n * wb, k, n) for cls, k, n in gemms]
+    tiles = gpu.gemm_tile_cols
+    ops = [_Op(cls, L, k * n * wb, k, n, math.ceil(n / tiles)) for cls, k, n in gemms]
     # A vocab-parallel LM head splits the output matrix; an unsharded one (gpt-fast's tp.py) is read whole by
     # every GPU, which also computes every logit.
     vocab_gpu = model.vocab_size / tp if runtime.shard_lm_head else model.vocab_size
-    ops.append(_Op("lm_head", 1, e * vocab_gpu * wb, e, vocab_gpu))
-    fp8 = weight_dtype == "fp8" and gpu.fp8_flop_per_s is not None
+    ops.append(_Op("lm_head", 1, e * vocab_gpu * wb, e, vocab_gpu, math.ceil(vocab_gpu / tiles)))
+    gemm_peak, gemm_f_max, gemm_bw_factor = _gemm_rates(gpu, weight_dtype)
     link_bw = gpu.link_bandwidth_bytes_per_s * gpu.link_eff
     return _Plan(
         ops=tuple(ops),
         weights_only_s=(model.params * wb / (tp * gpu.hbm_bandwidth_bytes_per_s) if gpu.pass_model == "weights-only" else 0.0),
-        gemm_flop_per_s=gpu.fp8_flop_per_s if fp8 else gpu.bf16_flop_per_s,
+        gemm_flop_per_s=gemm_peak,
+        gemm_f_max=gemm_f_max,
+        gemm_bw_factor=gemm_bw_factor,
         attn_flop_per_s=gpu.bf16_flop_per_s,
         hbm_bytes_per_s=gpu.hbm_bandwidth_bytes_per_s,
         bw_max=gpu.bw_eff_max,
         bw_half_bytes=gpu.bw_eff_half_bytes,
         bw_p=gpu.bw_eff_exponent,
         f_max=gpu.flops_eff_max,
-        flops_half_rows=gpu.flops_eff_half_rows,
-        f_q=gpu.flops_eff_exponent,
+        sm_count=gpu.sm_count,
+        tile_rows=gpu.gemm_tile_rows,
+        overlap_p=gpu.overlap_exponent,
         floor_s=gpu.kernel_floor_s,
         launch_s=0.0 if runtime.cuda_graphs else runtime.kernel_launch_s,
         small_kernels=runtime.small_kernels_per_layer,
@@ -133,6 +152,7 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
         hidden_size=h,
         heads_gpu=heads,
         head_dim=hd,
+        vocab_size=model.vocab_size,
         kv_row_bytes=2 * kv_heads * hd * kvb,
         allreduce_fixed_s=(_or(runtime.allreduce_latency_s, gpu.allreduce_latency_s)
                            + (tp - 1) * _or(runtime.allreduce_latency_per_peer_s, gpu.allreduce_latency_per_peer_s))
@@ -141,36 +161,68 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
     )
 
 
+def _gemm_rates(gpu: GPU, weight_dtype: str) -> tuple:
+    """(peak FLOP/s, its best achieved fraction, bandwidth factor) of weight GEMMs in `weight_dtype`: fp8
+    weights on FP8 tensor cores use the FP8 peak and its own maximum (FP8 matmuls reach a smaller fraction
+    of their peak) and read at fp8_gemm_bw_factor of the bf16 curve (SOURCES.md, Quantised kernels)."""
+    if weight_dtype == "fp8" and gpu.fp8_flop_per_s is not None:
+        return gpu.fp8_flop_per_s, _or(gpu.fp8_flops_eff_max, gpu.flops_eff_max), gpu.fp8_gemm_bw_factor
+    return gpu.bf16_flop_per_s, gpu.flops_eff_max, 1.0
+
+
 def _or(value, default):
     return default if value is None else value
 
 
 def saturating_efficiency(eff_max, half, x, exponent):
     """The achieved-fraction curve eff_max / (1 + (half / x)^exponent): eff_max / 2 at x = half, rising
-    to eff_max for large x. `half` and `x` share a unit (bytes for bandwidth, GEMM rows for FLOP/s).
-    The one place the curve is written; the cost model's hot loop calls it too, so keep it bare."""
+    to eff_max for large x; `half` and `x` share a unit (bytes moved, for bandwidth). The one place the
+    curve is written; the cost model's hot loop calls it too, so keep it bare."""
     return eff_max / (1.0 + (half / x) ** exponent)
 
 
 def bandwidth_efficiency(gpu: GPU, nbytes):
-    """Achieved fraction of peak HBM bandwidth for a kernel moving `nbytes` (calibration.md, Vidur rows)."""
+    """Achieved fraction of peak HBM bandwidth for a kernel moving `nbytes` (SOURCES.md, Vidur rows)."""
     return saturating_efficiency(gpu.bw_eff_max, gpu.bw_eff_half_bytes, nbytes, gpu.bw_eff_exponent)
 
 
-def flops_efficiency(gpu: GPU, rows):
-    """Achieved fraction of peak FLOP/s for a GEMM with `rows` = batch x tokens (calibration.md:
-    Vidur per-layer linear times at 1-256 tokens, dense GEMM maxima)."""
-    return saturating_efficiency(gpu.flops_eff_max, gpu.flops_eff_half_rows, rows, gpu.flops_eff_exponent)
+def _ceil(x):
+    """ceil for positive floats and arrays alike (math.ceil refuses arrays, np.ceil is slow on scalars)."""
+    return -(-x // 1)
+
+
+def wave_fill(sm_count, tiles):
+    """Fraction of the SMs' slots that `tiles` equal output tiles keep busy when they run in waves of
+    `sm_count`: tiles / (ceil(tiles / sm_count) x sm_count). Broadcasts."""
+    return tiles / (_ceil(tiles / sm_count) * sm_count)
+
+
+def gemm_flops_efficiency(gpu: GPU, rows, n, weight_dtype="bf16"):
+    """Achieved fraction of peak FLOP/s of a GEMM with `rows` = batch x tokens and output width `n`:
+    the best measured large matmul's fraction x the wave fill of its ceil(rows / gemm_tile_rows) x
+    ceil(n / gemm_tile_cols) output tiles over the GPU's SMs (tile and wave quantisation). Broadcasts."""
+    tiles = _ceil(rows / gpu.gemm_tile_rows) * _ceil(n / gpu.gemm_tile_cols)
+    return _gemm_rates(gpu, weight_dtype)[1] * wave_fill(gpu.sm_count, tiles)
+
+
+def overlap_s(t_mem, t_comp, p):
+    """A kernel's time from its memory and compute bounds: (t_mem^p + t_comp^p)^(1/p), written as
+    hi x (1 + (lo / hi)^p)^(1/p) so that no power under- or overflows; 0 where both are 0. Broadcasts."""
+    if _is_array(t_mem, t_comp):
+        hi, lo = np.maximum(t_mem, t_comp), np.minimum(t_mem, t_comp)
+        ratio = np.divide(lo, hi, out=np.zeros(np.shape(hi)), where=hi > 0)
+        return hi * (1.0 + ratio ** p) ** (1.0 / p)
+    hi, lo = max(t_mem, t_comp), min(t_mem, t_comp)
+    return hi * (1.0 + (lo / hi) ** p) ** (1.0 / p) if hi > 0 else 0.0
 
 
 def gemm_time_s(gpu: GPU, *, rows, k, n, weight_dtype="bf16"):
-    """Roofline time of one weight GEMM (rows x k) @ (k x n) on one GPU, seconds; broadcasts."""
+    """Time of one weight GEMM (rows x k) @ (k x n) on one GPU, seconds (module docstring); broadcasts."""
     nbytes = k * n * dtype_bytes(weight_dtype, "weight dtype") + ACT_BYTES * rows * (k + n)
-    fp8 = weight_dtype == "fp8" and gpu.fp8_flop_per_s is not None
-    peak = gpu.fp8_flop_per_s if fp8 else gpu.bf16_flop_per_s
-    t_mem = nbytes / (gpu.hbm_bandwidth_bytes_per_s * bandwidth_efficiency(gpu, nbytes))
-    t_comp = 2.0 * rows * k * n / (peak * flops_efficiency(gpu, rows))
-    return np.maximum(np.maximum(t_mem, t_comp), gpu.kernel_floor_s)
+    peak, _, bw_factor = _gemm_rates(gpu, weight_dtype)
+    t_mem = nbytes / (gpu.hbm_bandwidth_bytes_per_s * bandwidth_efficiency(gpu, nbytes) * bw_factor)
+    t_comp = 2.0 * rows * k * n / (peak * gemm_flops_efficiency(gpu, rows, n, weight_dtype))
+    return np.maximum(overlap_s(t_mem, t_comp, gpu.overlap_exponent), gpu.kernel_floor_s)
 
 
 def _terms(p: _Plan, work: "PassWork"):
@@ -180,18 +232,24 @@ def _terms(p: _Plan, work: "PassWork"):
     m = work.rows
     eff = saturating_efficiency
     bw, bw_max, bw_half, bw_p = p.hbm_bytes_per_s, p.bw_max, p.bw_half_bytes, p.bw_p
-    feff = eff(p.f_max, p.flops_half_rows, m, p.f_q)
+    row_tiles = _ceil(m / p.tile_rows)
     out = []
     for op in p.ops:
-        nbytes = op.weight_bytes + ACT_BYTES * m * (op.k + op.n)
-        t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p))
-        t_comp = 2.0 * m * op.k * op.n / (p.gemm_flop_per_s * feff)
+        rows, tiles = (work.logits, _ceil(work.logits / p.tile_rows)) if op.cls == "lm_head" else (m, row_tiles)
+        nbytes = op.weight_bytes + ACT_BYTES * rows * (op.k + op.n)
+        t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p) * p.gemm_bw_factor)
+        fill = wave_fill(p.sm_count, tiles * op.col_tiles)
+        t_comp = 2.0 * rows * op.k * op.n / (p.gemm_flop_per_s * p.gemm_f_max * fill)
         out.append((op.cls, op.count, t_mem, t_comp, p.floor_s))
-    # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs.
+    nbytes = LOGIT_BYTES * work.logits * p.vocab_size
+    out.append(("sampling", SAMPLING_KERNELS, nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p)), 0.0, p.floor_s))
+    # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs, in blocks of
+    # query rows per head (FlashAttention's grid) waving over the SMs like a GEMM's tiles.
     nbytes = work.kv_tokens * p.kv_row_bytes + 2.0 * ACT_BYTES * m * p.heads_gpu * p.head_dim
     t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p))
     flops = 4.0 * work.attention_pairs * p.heads_gpu * p.head_dim
-    out.append(("attention", p.n_layers, t_mem, flops / (p.attn_flop_per_s * feff), p.floor_s))
+    fill = wave_fill(p.sm_count, row_tiles * p.heads_gpu)
+    out.append(("attention", p.n_layers, t_mem, flops / (p.attn_flop_per_s * p.f_max * fill), p.floor_s))
     # Small kernels (norms, rotary, activation, residual adds) each read and write the hidden state;
     # two more per pass: embedding gather and the final norm.
     nbytes = 2.0 * ACT_BYTES * m * p.hidden_size
@@ -257,33 +315,35 @@ class PassWork:
     a mixed prefill/decode step add up to one pass: `PassWork.group(...) + PassWork.group(...)`."""
 
     sequences: object
-    rows: object  # new tokens: the rows of every weight GEMM
+    rows: object  # new tokens: the rows of every weight GEMM but the LM head
     kv_tokens: object  # K/V rows attention reads (context + new) and writes (new), per sequence summed
     attention_pairs: object  # causal (query, key) pairs: tokens x (context + (tokens + 1) / 2) per sequence
+    logits: object  # rows of the LM head and the sampler
 
     @classmethod
-    def group(cls, sequences, tokens, context) -> "PassWork":
+    def group(cls, sequences, tokens, context, *, prefill=False) -> "PassWork":
+        """`prefill`: the group is a prompt chunk, which needs logits for one token per sequence only."""
         return cls(sequences, sequences * tokens, sequences * (context + 2.0 * tokens),
-                   sequences * tokens * (context + 0.5 * (tokens + 1.0)))
+                   sequences * tokens * (context + 0.5 * (tokens + 1.0)), sequences if prefill else sequences * tokens)
 
     def __add__(self, other: "PassWork") -> "PassWork":
-        return PassWork(self.sequences + other.sequences, self.rows + other.rows,
-                        self.kv_tokens + other.kv_tokens, self.attention_pairs + other.attention_pairs)
+        return PassWork(self.sequences + other.sequences, self.rows + other.rows, self.kv_tokens + other.kv_tokens,
+                        self.attention_pairs + other.attention_pairs, self.logits + other.logits)
 
 
 def pass_time_s(deployment: Deployment, work: PassWork):
     """GPU time in seconds of one forward pass doing `work` (see module docstring); broadcasts over the
     work's fields. The one function that prices a pass: steps, the simulator and every prediction call it."""
     p = deployment.plan
-    vector = _is_array(work.sequences, work.rows, work.kv_tokens, work.attention_pairs)
+    vector = _is_array(work.sequences, work.rows, work.kv_tokens, work.attention_pairs, work.logits)
     if p.weights_only_s:
-        shape = np.broadcast(work.sequences, work.rows, work.kv_tokens, work.attention_pairs).shape
+        shape = np.broadcast(work.sequences, work.rows, work.kv_tokens, work.attention_pairs, work.logits).shape
         return np.full(shape, p.weights_only_s) if vector else p.weights_only_s
     top = np.maximum if vector else max
     total = 0.0
     launch = p.launch_s
     for _, count, t_mem, t_comp, t_fix in _terms(p, work):
-        total = total + count * top(top(t_mem, t_comp), top(t_fix, launch))
+        total = total + count * top(overlap_s(t_mem, t_comp, p.overlap_p), top(t_fix, launch))
     return total
 
 
@@ -311,11 +371,12 @@ def pass_cost(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dt
     breakdown["launch"] = 0.0
     bound = {"memory": 0.0, "compute": 0.0, "overhead": 0.0}
     for cls, count, t_mem, t_comp, t_fix in _terms(p, PassWork.group(batch, tokens, context)):
-        gpu_s = max(t_mem, t_comp, t_fix)
+        work_s = overlap_s(t_mem, t_comp, p.overlap_p)
+        gpu_s = max(work_s, t_fix)
         kernel_s = max(gpu_s, p.launch_s)
         breakdown[cls] += count * gpu_s
         breakdown["launch"] += count * (kernel_s - gpu_s)
-        limit = "overhead" if kernel_s > max(t_mem, t_comp) or cls == "allreduce" else ("memory" if t_mem >= t_comp else "compute")
+        limit = "overhead" if kernel_s > work_s or cls == "allreduce" else ("memory" if t_mem >= t_comp else "compute")
         bound[limit] += count * kernel_s
     latency = sum(breakdown.values())
     return PassCost(float(latency), max(bound, key=bound.get), breakdown, bound)

@@ -39,6 +39,8 @@ MAX_HALF = 1e9  # half-saturation points: MB moved, GEMM rows
 MAX_EXPONENT = 16.0
 MIN_EFFICIENCY = 1e-3  # achieved fractions of a peak: at least 0.1%
 MAX_SMALL_KERNELS = 1_000
+MAX_UNITS = 100_000  # SMs / compute units
+MAX_TILE = 4_096  # GEMM tile rows or columns
 _RULES = {
     "pos": Range(MIN_RATE, MAX_RATE),
     "time": Range(0.0, MAX_TIME_US),
@@ -47,6 +49,9 @@ _RULES = {
     "frac": Range(MIN_EFFICIENCY, 1.0),
     "frac0": Range(0.0, 1.0, high_open=True),
     "kernels": Range(0, MAX_SMALL_KERNELS, integer=True),
+    "units": Range(1, MAX_UNITS, integer=True),
+    "tile": Range(1, MAX_TILE, integer=True),
+    "overlap": Range(1.0, MAX_EXPONENT),
     "tokens": TOKENS,
 }
 
@@ -65,15 +70,20 @@ _GPU_KEYS = {
     "bw_eff_half_mb": (float, "half", "bw_eff_half_bytes", 1e6),
     "bw_eff_exponent": (float, "exp", "bw_eff_exponent", 1.0),
     "flops_eff_max": (float, "frac", "flops_eff_max", 1.0),
-    "flops_eff_half_rows": (float, "half", "flops_eff_half_rows", 1.0),
-    "flops_eff_exponent": (float, "exp", "flops_eff_exponent", 1.0),
+    "fp8_flops_eff_max": (float, "frac", "fp8_flops_eff_max", 1.0),
+    "fp8_gemm_bw_factor": (float, "frac", "fp8_gemm_bw_factor", 1.0),
+    "sm_count": (int, "units", "sm_count", None),
+    "gemm_tile_rows": (int, "tile", "gemm_tile_rows", None),
+    "gemm_tile_cols": (int, "tile", "gemm_tile_cols", None),
+    "overlap_exponent": (float, "overlap", "overlap_exponent", 1.0),
     "kernel_floor_us": (float, "time", "kernel_floor_s", 1e-6),
     "link_bandwidth_gb_s": (float, "pos", "link_bandwidth_bytes_per_s", 1e9),
     "link_eff": (float, "frac", "link_eff", 1.0),
     "allreduce_latency_us": (float, "time", "allreduce_latency_s", 1e-6),
     "allreduce_latency_per_peer_us": (float, "time", "allreduce_latency_per_peer_s", 1e-6),
 }
-_GPU_OPTIONAL = {"fp8_tflops": None, "description": "", "pass_model": "roofline"}
+_GPU_OPTIONAL = {"fp8_tflops": None, "description": "", "pass_model": "roofline", "fp8_flops_eff_max": None,
+                 "fp8_gemm_bw_factor": 1.0}
 # Keys of which a GPU profile gives exactly one (they set the same SI field).
 _GPU_ONE_OF = (("memory_gb", "memory_mib"),)
 
@@ -111,8 +121,12 @@ class GPU:
     """One accelerator, SI units. Efficiencies are achieved fractions of the datasheet peaks.
 
     Bandwidth efficiency of a transfer of B bytes: bw_eff_max / (1 + (bw_eff_half_bytes / B)^bw_eff_exponent).
-    FLOP efficiency of a GEMM with m rows: flops_eff_max / (1 + (flops_eff_half_rows / m)^q), q = exponent.
+    A weight GEMM computes at peak x flops_eff_max x its wave fill over `sm_count` SMs of output tiles
+    gemm_tile_rows x gemm_tile_cols; its time is the `overlap_exponent`-norm of its memory and compute
+    times (see `costs.gemm_time_s`).
     `fp8_flop_per_s` is None on GPUs without FP8 tensor cores (fp8 weights then compute at the BF16 rate).
+    On FP8 tensor cores a GEMM reaches `fp8_flops_eff_max` (None: as BF16) and reads its fp8 weights at
+    `fp8_gemm_bw_factor` x the bandwidth the curve gives for that many bytes.
     """
 
     name: str
@@ -128,8 +142,12 @@ class GPU:
     bw_eff_half_bytes: float
     bw_eff_exponent: float
     flops_eff_max: float
-    flops_eff_half_rows: float
-    flops_eff_exponent: float
+    fp8_flops_eff_max: float | None
+    fp8_gemm_bw_factor: float
+    sm_count: int
+    gemm_tile_rows: int
+    gemm_tile_cols: int
+    overlap_exponent: float
     kernel_floor_s: float
     link_bandwidth_bytes_per_s: float
     link_eff: float

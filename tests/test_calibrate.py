@@ -36,7 +36,7 @@ def test_a_calibrated_profile_predicts_other_rows_of_the_changed_gpu_within_3_pe
     summary = json.loads(capsys.readouterr().out)
     # batch 64 x 4 tokens reaches the compute-bound range and tp > 1 rows exist: all six are identified
     assert set(summary["parameters"]) == {"bw_eff_max", "bw_eff_half_mb", "kernel_floor_us", "flops_eff_max",
-                                          "flops_eff_half_rows", "allreduce_latency_us"}
+                                          "overlap_exponent", "allreduce_latency_us"}
     assert summary["median_abs_error_after"] < summary["median_abs_error_before"]
     calibrated = load_gpu(str(out))
     truth = rows_of(changed, check_shapes)

@@ -44,13 +44,13 @@ def test_loader_converts_to_si_once():
 @pytest.mark.parametrize("name,ridge", [("a100-80gb-sxm", 153), ("h100-sxm", 295), ("h200-sxm", 206),
                                         ("mi300x", 247), ("l40s", 419)])
 def test_ridge_points_match_calibration(name, ridge):
-    # calibration.md, "Ridge points (BF16 FLOP per byte)": an independent check of the datasheet entries.
+    # SOURCES.md, "Ridge points (BF16 FLOP per byte)": an independent check of the datasheet entries.
     gpu = load_gpu(name)
     assert gpu.bf16_flop_per_s / gpu.hbm_bandwidth_bytes_per_s == pytest.approx(ridge, rel=0.01)
 
 
 @pytest.mark.parametrize("name,lo_5mb,hi_5mb,lo_200mb,hi_200mb", [
-    ("a100-80gb-sxm", 0.42, 0.58, 0.72, 0.82),  # calibration.md: ~0.45-0.55 at <=5 MB, 0.75-0.80 at >=200 MB
+    ("a100-80gb-sxm", 0.42, 0.58, 0.72, 0.82),  # SOURCES.md: ~0.45-0.55 at <=5 MB, 0.75-0.80 at >=200 MB
     ("h100-sxm", 0.42, 0.58, 0.78, 0.92),  # 0.80-0.90 at >=200 MB on H100
 ])
 def test_bandwidth_efficiency_curve_matches_calibration_bands(name, lo_5mb, hi_5mb, lo_200mb, hi_200mb):

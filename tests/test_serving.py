@@ -44,7 +44,7 @@ def test_low_load_ttft_is_one_prefill_and_tpot_the_batch_one_tpot(gamma):
     out = run_scenario(s, seed=2)
     st = setup(s)
     timer = st.base_timer if gamma == 0 else st.timer
-    prefill_ms = 1e3 * float(timer.step(0, 0, 0.0, PassWork.group(1, 1024, 0.0)).total_s)
+    prefill_ms = 1e3 * float(timer.step(0, 0, 0.0, PassWork.group(1, 1024, 0.0, prefill=True)).total_s)
     assert out.summary["ttft_ms"] == pytest.approx(prefill_ms, rel=0.02)
     batch_one = predict(setup(scenario({"requests": 1, "batch": 1, "prompt_tokens": 1024, "output_tokens": 256},
                                        {"alpha": 0.7, "gamma": gamma})))
@@ -88,13 +88,13 @@ def test_closed_loop_itl_against_the_steady_state_estimate(concurrency):
     timer = resolved.base_timer
     context = prompt + output / 2
     decode_s = timer.decode_s(c, 0, context)
-    prefill_s = float(timer.step(0, 0, 0.0, PassWork.group(1, prompt, 0.0)).total_s)
+    prefill_s = float(timer.step(0, 0, 0.0, PassWork.group(1, prompt, 0.0, prefill=True)).total_s)
     additive_ms = 1e3 * (decode_s + (c - 1) * prefill_s / (output - 1))
     itl_ms = out.summary["itl_ms"]
     assert 1e3 * decode_s < itl_ms <= additive_ms
     assert itl_ms == pytest.approx(additive_ms, rel=0.10)
     budget = resolved.scheduler.max_num_batched_tokens - (c - 1)
-    chunks = [PassWork.group(1, float(min(budget, prompt - a)), float(a)) for a in range(0, prompt, budget)]
+    chunks = [PassWork.group(1, float(min(budget, prompt - a)), float(a), prefill=True) for a in range(0, prompt, budget)]
     extra_s = sum(float(timer.step(c - 1, 0, context, w).total_s) - timer.decode_s(c - 1, 0, context)
                   for w in chunks)
     marginal_ms = 1e3 * (decode_s + (c - 1) * extra_s / (output - 1))

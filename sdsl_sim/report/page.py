@@ -68,3 +68,11 @@ def _cell(value, floatfmt: str) -> str:
     if isinstance(value, float):
         return format(value, floatfmt)
     return str(value)
+
+
+# The pass-model revision every page priced on a roofline GPU went through; each page adds what it changed.
+REVISION_FIDELITY = ("**Revision (pass-model fidelity).** GEMM compute is now priced by tile and wave quantisation "
+                     "over the SMs, with a smooth roofline near the ridge (`costs.py`; the micro-benchmarks it "
+                     "reproduces are in `hardware_profiles/SOURCES.md`); fp8 GEMMs have their own efficiency; the "
+                     "LM head runs only for rows that need logits (one per prompt chunk); sampling reads fp32 "
+                     "logits. ")

@@ -109,9 +109,9 @@ def simulate(workload: Workload, timer, acceptance, policy, *, rng, request_alph
 def _chunks_work(chunks) -> PassWork:
     """The prefill chunks of one step as one PassWork: groups (1 sequence, tokens, cached context).
     Plain Python: a step holds a handful of chunks, where numpy's per-call cost would dominate."""
-    work = PassWork(0.0, 0.0, 0.0, 0.0)
+    work = PassWork(0.0, 0.0, 0.0, 0.0, 0.0)
     for entry, tokens in chunks:
-        work = work + PassWork.group(1.0, float(tokens), float(entry[2]))
+        work = work + PassWork.group(1.0, float(tokens), float(entry[2]), prefill=True)
     return work
 
 

@@ -35,7 +35,7 @@ def predict(s: Setup) -> dict:
     cfg = s.scenario.config["workload"]
     need = s.mean_prompt_tokens + s.mean_output_tokens
     context = s.mean_prompt_tokens + s.mean_output_tokens / 2
-    prompt = PassWork.group(1, s.mean_prompt_tokens, 0.0)
+    prompt = PassWork.group(1, s.mean_prompt_tokens, 0.0, prefill=True)
 
     def saturated(budget):
         batch = min(cfg["batch"], s.requests)
