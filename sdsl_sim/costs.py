@@ -208,7 +208,11 @@ def gemm_flops_efficiency(gpu: GPU, rows, n, weight_dtype="bf16"):
 def overlap_s(t_mem, t_comp, p):
     """A kernel's time from its memory and compute bounds: (t_mem^p + t_comp^p)^(1/p), written as
     hi x (1 + (lo / hi)^p)^(1/p) so that no power under- or overflows; 0 where both are 0. Broadcasts."""
-    if _is_array(t_mem, t_comp):
+    return _overlap(t_mem, t_comp, p, _is_array(t_mem, t_comp))
+
+
+def _overlap(t_mem, t_comp, p, vector: bool):
+    if vector:
         hi, lo = np.maximum(t_mem, t_comp), np.minimum(t_mem, t_comp)
         ratio = np.divide(lo, hi, out=np.zeros(np.shape(hi)), where=hi > 0)
         return hi * (1.0 + ratio ** p) ** (1.0 / p)
@@ -232,14 +236,16 @@ def _terms(p: _Plan, work: "PassWork"):
     m = work.rows
     eff = saturating_efficiency
     bw, bw_max, bw_half, bw_p = p.hbm_bytes_per_s, p.bw_max, p.bw_half_bytes, p.bw_p
-    row_tiles = _ceil(m / p.tile_rows)
+    sm = p.sm_count
+    row_tiles = -(-m // p.tile_rows)  # ceil, for floats and arrays alike
+    gemm_bw, gemm_rate = bw * p.gemm_bw_factor, p.gemm_flop_per_s * p.gemm_f_max
     out = []
-    for op in p.ops:
-        rows, tiles = (work.logits, _ceil(work.logits / p.tile_rows)) if op.cls == "lm_head" else (m, row_tiles)
+    for op in p.ops:  # wave_fill and gemm_time_s, written out: this is the simulator's hot loop
+        rows, tiles = (work.logits, -(-work.logits // p.tile_rows)) if op.cls == "lm_head" else (m, row_tiles)
         nbytes = op.weight_bytes + ACT_BYTES * rows * (op.k + op.n)
-        t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p) * p.gemm_bw_factor)
-        fill = wave_fill(p.sm_count, tiles * op.col_tiles)
-        t_comp = 2.0 * rows * op.k * op.n / (p.gemm_flop_per_s * p.gemm_f_max * fill)
+        t_mem = nbytes / (gemm_bw * eff(bw_max, bw_half, nbytes, bw_p))
+        tiles = tiles * op.col_tiles
+        t_comp = 2.0 * rows * op.k * op.n * (-(-tiles // sm) * sm) / (gemm_rate * tiles)
         out.append((op.cls, op.count, t_mem, t_comp, p.floor_s))
     nbytes = LOGIT_BYTES * work.logits * p.vocab_size
     out.append(("sampling", SAMPLING_KERNELS, nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p)), 0.0, p.floor_s))
@@ -339,11 +345,17 @@ def pass_time_s(deployment: Deployment, work: PassWork):
     if p.weights_only_s:
         shape = np.broadcast(work.sequences, work.rows, work.kv_tokens, work.attention_pairs, work.logits).shape
         return np.full(shape, p.weights_only_s) if vector else p.weights_only_s
-    top = np.maximum if vector else max
-    total = 0.0
-    launch = p.launch_s
-    for _, count, t_mem, t_comp, t_fix in _terms(p, work):
-        total = total + count * top(overlap_s(t_mem, t_comp, p.overlap_p), top(t_fix, launch))
+    launch, q = p.launch_s, p.overlap_p
+    if vector:
+        total = 0.0
+        for _, count, t_mem, t_comp, t_fix in _terms(p, work):
+            total = total + count * np.maximum(_overlap(t_mem, t_comp, q, True), np.maximum(t_fix, launch))
+        return total
+    total, inverse = 0.0, 1.0 / q
+    for _, count, t_mem, t_comp, t_fix in _terms(p, work):  # _overlap written out: the hot loop
+        hi, lo = (t_mem, t_comp) if t_mem >= t_comp else (t_comp, t_mem)
+        work_s = hi * (1.0 + (lo / hi) ** q) ** inverse if hi > 0 else 0.0
+        total += count * max(work_s, t_fix, launch)
     return total
 
 
@@ -371,7 +383,7 @@ def pass_cost(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dt
     breakdown["launch"] = 0.0
     bound = {"memory": 0.0, "compute": 0.0, "overhead": 0.0}
     for cls, count, t_mem, t_comp, t_fix in _terms(p, PassWork.group(batch, tokens, context)):
-        work_s = overlap_s(t_mem, t_comp, p.overlap_p)
+        work_s = _overlap(t_mem, t_comp, p.overlap_p, False)
         gpu_s = max(work_s, t_fix)
         kernel_s = max(gpu_s, p.launch_s)
         breakdown[cls] += count * gpu_s
