@@ -16,7 +16,8 @@ memory-bound under any what-if scaling. The per-GPU parameters and the micro-ben
 are in hardware_profiles/SOURCES.md. Without CUDA graphs every kernel costs at least the runtime's host
 launch time. Under tensor parallelism each layer adds two
 ring all-reduces: latency + 2(tp-1)/tp x bytes / (link bandwidth x link_eff), the latency the runtime's
-all-reduce kernel's where its profile gives one, else the GPU profile's (eager NCCL).
+all-reduce kernel's where its profile gives one, else the GPU profile's (eager NCCL); beyond the GPU's
+`link_max_tp` the fallback link's (PCIe) bandwidth and latency.
 A prefill chunk is a group of one sequence with tokens = chunk length and context = the prompt tokens
 already cached, and one row of logits; a decode or verification group computes logits for every new
 token. The LM head and the sampler (`SAMPLING_KERNELS` passes over the fp32 logits of the full vocabulary,
@@ -129,7 +130,13 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
     vocab_gpu = model.vocab_size / tp if runtime.shard_lm_head else model.vocab_size
     ops.append(_Op("lm_head", 1, e * vocab_gpu * wb, e, vocab_gpu, math.ceil(vocab_gpu / tiles)))
     gemm_peak, gemm_f_max, gemm_bw_factor = _gemm_rates(gpu, weight_dtype)
-    link_bw = gpu.link_bandwidth_bytes_per_s * gpu.link_eff
+    if gpu.link_max_tp is None or tp <= gpu.link_max_tp:
+        link_bw = gpu.link_bandwidth_bytes_per_s * gpu.link_eff
+        latency = _or(runtime.allreduce_latency_s, gpu.allreduce_latency_s)
+        per_peer = _or(runtime.allreduce_latency_per_peer_s, gpu.allreduce_latency_per_peer_s)
+    else:  # beyond the bridge: NCCL over the fallback link (see hardware.GPU)
+        link_bw = gpu.fallback_link_bandwidth_bytes_per_s * gpu.fallback_link_eff
+        latency, per_peer = gpu.fallback_allreduce_latency_s, gpu.fallback_allreduce_latency_per_peer_s
     return _Plan(
         ops=tuple(ops),
         weights_only_s=(model.params * wb / (tp * gpu.hbm_bandwidth_bytes_per_s) if gpu.pass_model == "weights-only" else 0.0),
@@ -154,9 +161,7 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
         head_dim=hd,
         vocab_size=model.vocab_size,
         kv_row_bytes=2 * kv_heads * hd * kvb,
-        allreduce_fixed_s=(_or(runtime.allreduce_latency_s, gpu.allreduce_latency_s)
-                           + (tp - 1) * _or(runtime.allreduce_latency_per_peer_s, gpu.allreduce_latency_per_peer_s))
-        if tp > 1 else 0.0,
+        allreduce_fixed_s=latency + (tp - 1) * per_peer if tp > 1 else 0.0,
         allreduce_s_per_byte=2 * (tp - 1) / tp / link_bw if tp > 1 else 0.0,
     )
 

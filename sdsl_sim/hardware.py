@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .units import SCALE, TOKENS, Range
+from .units import SCALE, TOKENS, TP, Range
 
 PASS_MODELS = ("roofline", "weights-only")
 
@@ -53,6 +53,7 @@ _RULES = {
     "tile": Range(1, MAX_TILE, integer=True),
     "overlap": Range(1.0, MAX_EXPONENT),
     "tokens": TOKENS,
+    "tp": TP,
 }
 
 # key -> (type, rule (a key of _RULES), SI field, factor to SI).
@@ -81,9 +82,16 @@ _GPU_KEYS = {
     "link_eff": (float, "frac", "link_eff", 1.0),
     "allreduce_latency_us": (float, "time", "allreduce_latency_s", 1e-6),
     "allreduce_latency_per_peer_us": (float, "time", "allreduce_latency_per_peer_s", 1e-6),
+    "link_max_tp": (int, "tp", "link_max_tp", None),
+    "fallback_link_bandwidth_gb_s": (float, "pos", "fallback_link_bandwidth_bytes_per_s", 1e9),
+    "fallback_link_eff": (float, "frac", "fallback_link_eff", 1.0),
+    "fallback_allreduce_latency_us": (float, "time", "fallback_allreduce_latency_s", 1e-6),
+    "fallback_allreduce_latency_per_peer_us": (float, "time", "fallback_allreduce_latency_per_peer_s", 1e-6),
 }
+_FALLBACK_KEYS = ("fallback_link_bandwidth_gb_s", "fallback_link_eff", "fallback_allreduce_latency_us",
+                  "fallback_allreduce_latency_per_peer_us")
 _GPU_OPTIONAL = {"fp8_tflops": None, "description": "", "pass_model": "roofline", "fp8_flops_eff_max": None,
-                 "fp8_gemm_bw_factor": 1.0}
+                 "fp8_gemm_bw_factor": 1.0, "link_max_tp": None, **{key: None for key in _FALLBACK_KEYS}}
 # Keys of which a GPU profile gives exactly one (they set the same SI field).
 _GPU_ONE_OF = (("memory_gb", "memory_mib"),)
 
@@ -127,6 +135,10 @@ class GPU:
     `fp8_flop_per_s` is None on GPUs without FP8 tensor cores (fp8 weights then compute at the BF16 rate).
     On FP8 tensor cores a GEMM reaches `fp8_flops_eff_max` (None: as BF16) and reads its fp8 weights at
     `fp8_gemm_bw_factor` x the bandwidth the curve gives for that many bytes.
+    The GPU-GPU link reaches `link_max_tp` GPUs (None: any tp), as an NVLink bridge joins pairs of
+    H100 NVL cards; a larger tp runs its all-reduces over the `fallback_*` link (PCIe), where engines'
+    custom all-reduce kernels do not run (vLLM disables its own beyond two PCIe-only GPUs), so a
+    runtime's all-reduce latency override applies only on the main link.
     """
 
     name: str
@@ -153,6 +165,11 @@ class GPU:
     link_eff: float
     allreduce_latency_s: float
     allreduce_latency_per_peer_s: float
+    link_max_tp: int | None = None
+    fallback_link_bandwidth_bytes_per_s: float | None = None
+    fallback_link_eff: float | None = None
+    fallback_allreduce_latency_s: float | None = None
+    fallback_allreduce_latency_per_peer_s: float | None = None
     source: str = ""
 
     @property
@@ -303,6 +320,10 @@ def _gpu(name: str, label: str, raw: bytes) -> GPU:
             if key not in given:
                 del keys[key]
     fields = _convert(table, keys, _GPU_OPTIONAL, label)
+    given = [key for key in _FALLBACK_KEYS if key in table]
+    if ("link_max_tp" in table) != bool(given) or (given and len(given) != len(_FALLBACK_KEYS)):
+        raise InputError(f"{label}: 'link_max_tp' needs all of {', '.join(_FALLBACK_KEYS)} and they need it; "
+                         f"found {', '.join(['link_max_tp'] * ('link_max_tp' in table) + given) or 'none'}")
     if fields["pass_model"] not in PASS_MODELS:
         raise InputError(f"{label}: key 'pass_model' = {fields['pass_model']!r}; expected one of {', '.join(PASS_MODELS)}")
     if fields["default_runtime"] not in list_runtimes() and not fields["default_runtime"].endswith(".toml"):

@@ -1,6 +1,8 @@
 """Pass-latency roofline against the public micro-benchmarks (sdsl_sim/data/microbenchmarks.toml) and the
 issue's done-when shapes (verification cost, small-draft floor, memory refusal, ideal machine)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -329,3 +331,21 @@ def test_one_request_longer_than_the_kv_capacity_is_refused_when_the_scenario_is
     resolve(scenario(int(cap) - lookahead - 10, kv_allocation="reserve"))
     with pytest.raises(InputError, match="short by"):
         resolve(scenario(int(cap) - lookahead - 9, kv_allocation="reserve"))
+
+
+def test_h100_nvl_all_reduces_cross_pcie_beyond_the_bridged_pair():
+    m, gpu = load_model("llama-3.1-70b"), load_gpu("h100-nvl")
+    per_allreduce_us = {tp: pass_cost(m, gpu, batch=1, tokens=1, context=512, tp=tp, runtime="vllm")
+                        .breakdown_s["allreduce"] / (2 * m.n_layers) * 1e6 for tp in (2, 4)}
+    runtime = load_runtime("vllm")
+    # tp 2: vLLM's custom all-reduce over the bridge; tp 4: NCCL over PCIe, the fallback latency
+    assert per_allreduce_us[2] < 1e6 * (runtime.allreduce_latency_s + runtime.allreduce_latency_per_peer_s) + 2
+    assert per_allreduce_us[4] > 1e6 * (gpu.fallback_allreduce_latency_s + 3 * gpu.fallback_allreduce_latency_per_peer_s)
+
+
+def test_a_link_reach_needs_its_fallback_link(tmp_path):
+    text = (Path(__file__).parents[1] / "hardware_profiles" / "h100-nvl.toml").read_text()
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace("fallback_link_eff = 0.80\n", ""))
+    with pytest.raises(InputError, match="'link_max_tp' needs all of"):
+        load_gpu(str(path))
