@@ -18,7 +18,11 @@ from .units import MAX_DIM, MAX_PARAMS
 
 FFN_TYPES = ("mlp", "swiglu")
 NORM_TYPES = ("layernorm", "rmsnorm")
-DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+# Bytes per weight, quantisation scales included where they matter: int4 weight-only checkpoints (GPTQ,
+# AWQ, Marlin) carry an fp16 scale per group of 128 input weights, 2/128 byte per weight (the byte count in
+# IST-DASLab/marlin's README benchmark script: k n / 2 + 2 (k / 128) n). fp8's per-tensor or per-channel and
+# int8's per-channel scales are negligible.
+DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 2.0 / 128}
 
 _REQUIRED = {
     "n_layers": int,
