@@ -1,6 +1,7 @@
 """GPU and runtime profiles: loading, SI conversion, validation messages, what-if scaling."""
 
 import re
+from pathlib import Path
 from importlib.resources import files
 
 import numpy as np
@@ -202,3 +203,15 @@ def test_a_profile_is_served_from_memory_until_its_file_changes(tmp_path):
     assert load_gpu(str(gpu)).hbm_bandwidth_bytes_per_s == 2 * first.hbm_bandwidth_bytes_per_s
     with pytest.raises(InputError, match="not found"):
         load_gpu(str(tmp_path / "missing.toml"))
+
+
+def test_nothing_cites_files_outside_the_repository():
+    # Issue 9: every calibration figure lives in hardware_profiles/SOURCES.md, beside the data it justifies.
+    root = Path(__file__).parents[1]
+    outside = ("shared/reference", "shared/seed", "calibration.md", "engines.md", "speculation-methods.md")
+    files = [p for pattern in ("*.md", "hardware_profiles/**/*.toml", "sdsl_sim/**/*.py", "sdsl_sim/**/*.toml",
+                               "scenarios/*.toml", "tests/*.py")
+             for p in root.glob(pattern) if p.name != "test_hardware.py"]
+    assert len(files) > 50
+    cited = [(p.relative_to(root), word) for p in files for word in outside if word in p.read_text(encoding="utf-8")]
+    assert not cited
