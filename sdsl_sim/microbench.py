@@ -3,7 +3,9 @@ sources in hardware_profiles/SOURCES.md), each priced by the pass model in the r
 
 A point row (`measured_us`, `measured_gb_s`) is reproduced when the prediction is within the row's
 `tolerance` of it; a range row (`measured_low_*`, `measured_high_*`) when the prediction lies inside the
-range widened by its `tolerance` (0 for most; a row says why where it is not).
+range widened by its `tolerance` (0 for most; a row says why where it is not). A row with
+`role = "held-out"` sets nothing and has no tolerance: it is priced and its error reported, the
+decode-attention kernels the pass model does not reproduce yet.
 """
 
 import tomllib
@@ -20,7 +22,9 @@ KINDS = {  # kind -> (keys it needs, unit)
     "gemm_bandwidth": (("k", "n", "tokens", "measured_gb_s", "tolerance"), "gb_s"),
     "gemm_tflops": (("k", "n", "tokens", "measured_low_tflops", "measured_high_tflops", "tolerance"), "tflops"),
     "allreduce": (("model", "tp", "tokens", "measured_low_us", "measured_high_us", "tolerance"), "us"),
+    "attention_decode": (("model", "batch", "context", "measured_us"), "us"),
 }
+ROLES = ("calibration", "held-out")
 
 
 def load_rows(path=None) -> list[dict]:
@@ -34,6 +38,10 @@ def load_rows(path=None) -> list[dict]:
         for key in ("id", "gpu", "weight_dtype", "source", *KINDS[row["kind"]][0]):
             if key not in row:
                 raise InputError(f"{where}: key {key!r} missing")
+        row.setdefault("role", "calibration")
+        if row["role"] not in ROLES or (row["role"] == "held-out" and "tolerance" in row):
+            raise InputError(f"{where}: role {row['role']!r}; expected {ROLES[0]!r} (with a tolerance) or "
+                             f"{ROLES[1]!r} (without one)")
     return rows
 
 
@@ -50,6 +58,10 @@ def predict(row: dict) -> float:
             return (k * n * dtype_bytes(dtype, "weight dtype") + 2.0 * rows * (k + n)) / seconds / 1e9
         return 2.0 * rows * k * n / seconds / 1e12
     model = load_model(row["model"])
+    if kind == "attention_decode":
+        cost = pass_cost(model, gpu, batch=row["batch"], tokens=1, context=row["context"], weight_dtype=dtype,
+                         kv_dtype=row["kv_dtype"])
+        return 1e6 * cost.breakdown_s["attention"] / model.n_layers
     cost = pass_cost(model, gpu, batch=1, tokens=row["tokens"], context=0, tp=row.get("tp", 1), weight_dtype=dtype)
     b = cost.breakdown_s
     if kind == "layer_linear":
@@ -67,10 +79,13 @@ def measured(row: dict) -> tuple[float, float]:
 
 def reproduced(row: dict) -> dict:
     """The row with its prediction, its error against the measured value (or the nearer end of the range,
-    0 inside it) and whether it is reproduced."""
+    0 inside it) and whether it is reproduced (None for a held-out row)."""
     value = predict(row)
-    low, high = measured(row)
     unit = KINDS[row["kind"]][1]
+    if row["role"] == "held-out":
+        return {**row, "unit": unit, "predicted": value, "error": value / row[f"measured_{unit}"] - 1,
+                "reproduced": None}
+    low, high = measured(row)
     centre = row.get(f"measured_{unit}")
     if centre is not None:
         error = value / centre - 1
