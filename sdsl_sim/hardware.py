@@ -368,6 +368,8 @@ def scale_gpu(gpu: GPU, *, bandwidth=1.0, flops=1.0, memory=1.0, link=1.0) -> GP
         fp8_flop_per_s=None if gpu.fp8_flop_per_s is None else gpu.fp8_flop_per_s * flops,
         memory_bytes=gpu.memory_bytes * memory,
         link_bandwidth_bytes_per_s=gpu.link_bandwidth_bytes_per_s * link,
+        fallback_link_bandwidth_bytes_per_s=None if gpu.fallback_link_bandwidth_bytes_per_s is None
+        else gpu.fallback_link_bandwidth_bytes_per_s * link,
     )
 
 
