@@ -20,8 +20,8 @@ all-reduce kernel's where its profile gives one, else the GPU profile's (eager N
 `link_max_tp` the fallback link's (PCIe) bandwidth and latency.
 A prefill chunk is a group of one sequence with tokens = chunk length and context = the prompt tokens
 already cached, and one row of logits; a decode or verification group computes logits for every new
-token. The LM head and the sampler (`SAMPLING_KERNELS` passes over the fp32 logits of the full vocabulary,
-gathered on one GPU) see those logit rows only.
+token. The LM head and the sampler (the runtime's `sampling_kernels` passes over the fp32 logits of the
+full vocabulary, gathered on one GPU) see those logit rows only.
 On a `weights-only` GPU (the `ideal` profile) a pass costs exactly weight bytes / (tp x bandwidth).
 Host-side per-step engine costs are not here: see `hardware.step_overhead_s`.
 """
@@ -40,10 +40,6 @@ from .models import Model, dtype_bytes
 ACT_BYTES = 2.0  # activations stay bf16/fp16 whatever the weight dtype (weight-only quantisation)
 OP_CLASSES = ("qkv", "attention", "out_proj", "mlp", "norms_elementwise", "lm_head", "sampling", "allreduce")
 LOGIT_BYTES = 4.0  # samplers work on fp32 logits
-# Kernels of a sampling step that each read the logits: the fp32 cast with temperature, and the softmax /
-# argmax / top-p sampling kernel (vLLM V1 Sampler, FlashInfer sampling). An estimate: penalties, logprobs
-# and unfused top-k/top-p paths add more.
-SAMPLING_KERNELS = 2
 
 
 @dataclass(frozen=True)
@@ -89,6 +85,7 @@ class _Plan:
     floor_s: float
     launch_s: float  # 0 with CUDA graphs
     small_kernels: int
+    sampling_kernels: int
     n_layers: int
     hidden_size: float
     heads_gpu: float
@@ -155,6 +152,7 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
         floor_s=gpu.kernel_floor_s,
         launch_s=0.0 if runtime.cuda_graphs else runtime.kernel_launch_s,
         small_kernels=runtime.small_kernels_per_layer,
+        sampling_kernels=runtime.sampling_kernels,
         n_layers=L,
         hidden_size=h,
         heads_gpu=heads,
@@ -253,7 +251,7 @@ def _terms(p: _Plan, work: "PassWork"):
         t_comp = 2.0 * rows * op.k * op.n * (-(-tiles // sm) * sm) / (gemm_rate * tiles)
         out.append((op.cls, op.count, t_mem, t_comp, p.floor_s))
     nbytes = LOGIT_BYTES * work.logits * p.vocab_size
-    out.append(("sampling", SAMPLING_KERNELS, nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p)), 0.0, p.floor_s))
+    out.append(("sampling", p.sampling_kernels, nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p)), 0.0, p.floor_s))
     # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs, in blocks of
     # query rows per head (FlashAttention's grid) waving over the SMs like a GEMM's tiles.
     nbytes = work.kv_tokens * p.kv_row_bytes + 2.0 * ACT_BYTES * m * p.heads_gpu * p.head_dim

@@ -102,6 +102,7 @@ _RUNTIME_KEYS = {
     "step_us": (float, "time", "step_s", 1e-6),
     "per_sequence_us": (float, "time", "per_sequence_s", 1e-6),
     "small_kernels_per_layer": (int, "kernels", "small_kernels_per_layer", None),
+    "sampling_kernels": (int, "kernels", "sampling_kernels", None),
     "draft_cuda_graphs": (bool, None, "draft_cuda_graphs", None),
     "shard_lm_head": (bool, None, "shard_lm_head", None),
     "draft_tp": (str, None, "draft_tp", None),
@@ -116,7 +117,9 @@ _RUNTIME_KEYS = {
     "allreduce_latency_per_peer_us": (float, "time", "allreduce_latency_per_peer_s", 1e-6),
 }
 # An optional key absent from a file takes this value; None for draft_cuda_graphs means "as cuda_graphs".
-_RUNTIME_OPTIONAL = {"description": "", "draft_cuda_graphs": None, "shard_lm_head": True, "draft_tp": "own",
+# sampling_kernels 2 (estimate): the fp32 cast with temperature and one softmax / argmax / top-p kernel
+# (vLLM V1 Sampler with FlashInfer sampling); penalties, logprobs and unfused top-k/top-p add more.
+_RUNTIME_OPTIONAL = {"description": "", "sampling_kernels": 2, "draft_cuda_graphs": None, "shard_lm_head": True, "draft_tp": "own",
                      "spec_iteration_us": 0.0, "spec_per_sequence_us": 0.0, "spec_per_draft_pass_us": 0.0,
                      "chunked_prefill": True, "max_num_batched_tokens": 2048, "kv_allocation": "paged",
                      "block_size": 16, "allreduce_latency_us": None, "allreduce_latency_per_peer_us": None}
@@ -182,6 +185,7 @@ class Runtime:
     """How an engine runs passes and speculative iterations (seconds).
 
     `small_kernels_per_layer`: norm/rotary/activation/residual kernels left after the engine's fusion;
+    `sampling_kernels`: kernels per step that each read the fp32 logits (cast, softmax / sampling);
     `kernel_launch_s` is paid per kernel only without CUDA graphs (`cuda_graphs` for the target and plain
     decoding, `draft_cuda_graphs` for the draft model, None meaning the same as the target).
     `step_s + per_sequence_s x sequences`: host work of every pass (scheduling, input preparation,
@@ -204,6 +208,7 @@ class Runtime:
     step_s: float
     per_sequence_s: float
     small_kernels_per_layer: int
+    sampling_kernels: int = 2
     draft_cuda_graphs: bool | None = None
     shard_lm_head: bool = True
     draft_tp: str = "own"

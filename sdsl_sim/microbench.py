@@ -30,7 +30,10 @@ ROLES = ("calibration", "held-out")
 def load_rows(path=None) -> list[dict]:
     """The rows, checked: InputError naming the row and the key otherwise."""
     path = path or files("sdsl_sim") / "data" / "microbenchmarks.toml"
-    rows = tomllib.loads(path.read_text(encoding="utf-8")).get("row", [])
+    try:
+        rows = tomllib.loads(path.read_text(encoding="utf-8")).get("row", [])
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
     for row in rows:
         where = f"{path}: row {row.get('id', '?')!r}"
         if row.get("kind") not in KINDS:
