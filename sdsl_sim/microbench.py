@@ -8,13 +8,13 @@ range widened by its `tolerance` (0 for most; a row says why where it is not). A
 decode-attention kernels the pass model does not reproduce yet.
 """
 
-import tomllib
 from importlib.resources import files
 
 from .costs import gemm_time_s, pass_cost
 from .errors import InputError
 from .hardware import load_gpu
 from .models import dtype_bytes, load_model
+from .tomlfile import read_toml
 
 KINDS = {  # kind -> (keys it needs, unit)
     "gemm": (("k", "n", "tokens", "measured_us", "tolerance"), "us"),
@@ -30,10 +30,7 @@ ROLES = ("calibration", "held-out")
 def load_rows(path=None) -> list[dict]:
     """The rows, checked: InputError naming the row and the key otherwise."""
     path = path or files("sdsl_sim") / "data" / "microbenchmarks.toml"
-    try:
-        rows = tomllib.loads(path.read_text(encoding="utf-8")).get("row", [])
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    rows = read_toml(path).get("row", [])
     for row in rows:
         where = f"{path}: row {row.get('id', '?')!r}"
         if row.get("kind") not in KINDS:

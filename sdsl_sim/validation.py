@@ -12,7 +12,6 @@ iteration E(alpha, g) = (1 - alpha^(g+1)) / (1 - alpha)): a mean accepted length
 included) solves E = tau; vLLM's draft acceptance rate r (accepted / proposed) solves E = 1 + g r.
 """
 
-import tomllib
 from importlib.resources import files
 
 import numpy as np
@@ -23,6 +22,7 @@ from .errors import InputError
 from .sim.infer import infer_alpha
 from .sim.run import evaluate
 from .scenario import scenario_from_dict
+from .tomlfile import read_toml
 
 RUNTIME_OF = {"vllm": "vllm", "vllm-v0": "vllm-v0", "sglang": "sglang", "trtllm": "trtllm",
               "hf-transformers": "hf-transformers", "gpt-fast": "gpt-fast"}
@@ -37,10 +37,7 @@ IMPLIED_RANGE = (0.4, 0.95)  # a per-token acceptance outside this is implausibl
 def load_measurements(path=None) -> list[dict]:
     """The rows of the measurements file, each checked: InputError naming the row and key otherwise."""
     path = path or files("sdsl_sim") / "data" / "validation_measurements.toml"
-    try:
-        rows = tomllib.loads(path.read_text(encoding="utf-8")).get("row", [])
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    rows = read_toml(path).get("row", [])
     for row in rows:
         where = f"{path}: row {row.get('id', '?')!r}"
         for key in ("id", "source", "engine", "gpu", "tp", "target", "metric", "value"):
