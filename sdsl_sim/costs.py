@@ -35,10 +35,13 @@ import numpy as np
 
 from .errors import InputError
 from .hardware import GPU, Runtime, load_runtime
-from .models import Model, dtype_bytes
+from .models import FP4_DTYPES, Model, dtype_bytes, kv_cache_row_bytes
 
 ACT_BYTES = 2.0  # activations stay bf16/fp16 whatever the weight dtype (weight-only quantisation)
-OP_CLASSES = ("qkv", "attention", "out_proj", "mlp", "norms_elementwise", "lm_head", "sampling", "allreduce")
+OP_CLASSES = ("qkv", "attention", "out_proj", "mlp", "experts", "norms_elementwise", "lm_head", "sampling", "allreduce")
+# Small kernels per MoE layer beside the two grouped expert GEMMs: vLLM's fused_moe runs topk_softmax,
+# moe_align_block_size, silu_and_mul and moe_sum (vllm/model_executor/layers/fused_moe/fused_moe.py).
+MOE_SMALL_KERNELS = 4
 LOGIT_BYTES = 4.0  # samplers work on fp32 logits
 
 
@@ -65,10 +68,24 @@ class _Op:
 
 
 @dataclass(frozen=True)
+class _MoE:
+    """The routed experts of a plan: `layers` MoE layers of `experts` experts, `per_token` picked per token
+    with chances `pick` (None: uniform), and the two grouped GEMMs as (k, n, col_tiles, bytes per expert
+    per GPU)."""
+
+    layers: int
+    experts: int
+    per_token: int
+    pick: "np.ndarray | None"
+    gemms: tuple
+
+
+@dataclass(frozen=True)
 class _Plan:
     """Everything about a pass that does not depend on batch, tokens or context."""
 
     ops: tuple
+    moe: "_MoE | None"
     weights_only_s: float  # per-pass time on a weights-only GPU, else 0
     gemm_flop_per_s: float  # peak for the weight GEMMs (FP8 when weights are fp8 and the GPU has it)
     gemm_f_max: float
@@ -91,7 +108,10 @@ class _Plan:
     heads_gpu: float
     head_dim: float
     vocab_size: float
-    kv_row_bytes: float  # K+V bytes per token per layer per GPU
+    kv_row_bytes: float  # K+V (or latent) bytes per token per layer per GPU
+    attn_width: float  # query-key plus value width per head: (query, key) pair FLOPs = 2 x heads x this
+    window: float  # sliding window in tokens (0: none)
+    window_layers: int
     allreduce_fixed_s: float
     allreduce_s_per_byte: float
 
@@ -108,20 +128,28 @@ def check_tp(model: Model, tp) -> int:
 @lru_cache(maxsize=1024)
 def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, runtime: Runtime) -> _Plan:
     wb = dtype_bytes(weight_dtype, "weight dtype")
-    kvb = dtype_bytes(kv_dtype, "kv dtype")
     h, hd, L = model.hidden_size, model.head_dim, model.n_layers
     heads = model.n_heads / tp
-    kv_heads = math.ceil(model.n_kv_heads / tp)  # KV heads are replicated when tp exceeds them
-    ffn_out = (2 if model.ffn_type == "swiglu" else 1) * model.ffn_size / tp
+    gated = 2 if model.ffn_type == "swiglu" else 1
     e = model.embed_dim or h
-    gemms = [
-        ("qkv", h, (heads + 2 * kv_heads) * hd),
-        ("out_proj", heads * hd, h),
-        ("mlp", h, ffn_out),
-        ("mlp", model.ffn_size / tp, h),
-    ]
     tiles = gpu.gemm_tile_cols
-    ops = [_Op(cls, L, k * n * wb, k, n, math.ceil(n / tiles)) for cls, k, n in gemms]
+    dense_layers = L - model.moe_layers
+    gemms = _attention_gemms(model, tp) + [
+        (dense_layers, "mlp", h, gated * model.ffn_size / tp),
+        (dense_layers, "mlp", model.ffn_size / tp, h),
+    ]
+    moe = None
+    if model.is_moe:
+        shared = model.shared_experts * model.moe_ffn_size / tp
+        # The router is replicated (every GPU scores every expert); shared experts shard like a dense MLP.
+        gemms += [(model.moe_layers, "mlp", h, model.num_experts)]
+        if shared:
+            gemms += [(model.moe_layers, "mlp", h, gated * shared), (model.moe_layers, "mlp", shared, h)]
+        width = model.moe_ffn_size / tp
+        expert = [(h, gated * width), (width, h)]
+        moe = _MoE(model.moe_layers, model.num_experts, model.experts_per_token, _pick(model),
+                   tuple((k, n, math.ceil(n / tiles), k * n * wb) for k, n in expert))
+    ops = [_Op(cls, count, k * n * wb, k, n, math.ceil(n / tiles)) for count, cls, k, n in gemms if count]
     # A vocab-parallel LM head splits the output matrix; an unsharded one (gpt-fast's tp.py) is read whole by
     # every GPU, which also computes every logit.
     vocab_gpu = model.vocab_size / tp if runtime.shard_lm_head else model.vocab_size
@@ -134,8 +162,12 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
     else:  # beyond the bridge: NCCL over the fallback link (see hardware.GPU)
         link_bw = gpu.fallback_link_bandwidth_bytes_per_s * gpu.fallback_link_eff
         latency, per_peer = gpu.fallback_allreduce_latency_s, gpu.fallback_allreduce_latency_per_peer_s
+    # Latent attention runs absorbed (DeepSeek-V2 s.2.1.2): scores over the latent + rotary key, values in
+    # the latent space.
+    attn_width = (2 * model.kv_lora_rank + model.qk_rope_head_dim) if model.is_mla else 2 * hd
     return _Plan(
         ops=tuple(ops),
+        moe=moe,
         weights_only_s=(model.params * wb / (tp * gpu.hbm_bandwidth_bytes_per_s) if gpu.pass_model == "weights-only" else 0.0),
         gemm_flop_per_s=gemm_peak,
         gemm_f_max=gemm_f_max,
@@ -158,19 +190,104 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
         heads_gpu=heads,
         head_dim=hd,
         vocab_size=model.vocab_size,
-        kv_row_bytes=2 * kv_heads * hd * kvb,
+        kv_row_bytes=kv_cache_row_bytes(model, kv_dtype, tp),
+        attn_width=attn_width,
+        window=model.sliding_window,
+        window_layers=model.sliding_window_layers,
         allreduce_fixed_s=latency + (tp - 1) * per_peer if tp > 1 else 0.0,
         allreduce_s_per_byte=2 * (tp - 1) / tp / link_bw if tp > 1 else 0.0,
     )
 
 
+def _attention_gemms(model: Model, tp: int) -> list:
+    """(layers, class, k, n per GPU) of the attention projections. Latent attention (DeepSeek-V3): the
+    query down- and the KV down-projection are replicated (vLLM's ReplicatedLinear), the query up-projection
+    sharded by heads; decoding absorbs the KV up-projection into two per-head products (queries into the
+    latent space, the attention output back out), each a GEMM over that weight's own shape."""
+    h, hd, L = model.hidden_size, model.head_dim, model.n_layers
+    heads = model.n_heads / tp
+    if not model.is_mla:
+        kv_heads = math.ceil(model.n_kv_heads / tp)  # KV heads are replicated when tp exceeds them
+        return [(L, "qkv", h, (heads + 2 * kv_heads) * hd), (L, "out_proj", heads * hd, h)]
+    q_width = heads * (hd + model.qk_rope_head_dim)
+    rank, latent = model.q_lora_rank, model.kv_lora_rank
+    query = [(L, "qkv", h, rank), (L, "qkv", rank, q_width)] if rank else [(L, "qkv", h, q_width)]
+    return query + [
+        (L, "qkv", h, latent + model.qk_rope_head_dim),
+        (L, "qkv", hd, heads * latent),
+        (L, "out_proj", latent, heads * model.v_head_dim),
+        (L, "out_proj", heads * model.v_head_dim, h),
+    ]
+
+
+def expert_pick_probabilities(experts: int, per_token: int, skew: float) -> np.ndarray:
+    """Chance that one token's router picks each expert, summing to `per_token`: proportional to rank^-skew
+    (a Zipf law; skew 0 is uniform, k / E each), capped at 1 with the excess shared out over the rest (a
+    token picks an expert at most once). A stand-in for a measured routing histogram: imbalance makes a
+    pass touch fewer distinct experts than uniform routing does."""
+    weight = np.arange(1, experts + 1, dtype=float) ** -float(skew)
+    pick = np.zeros(experts)
+    free = np.ones(experts, dtype=bool)
+    left = float(per_token)
+    while left > 1e-12:  # water-filling: at most `per_token` rounds
+        share = left * weight * free / np.sum(weight[free])
+        over = free & (pick + share >= 1.0)
+        if not over.any():
+            pick += share
+            break
+        left -= np.sum(1.0 - pick[over])
+        pick[over], free[over] = 1.0, False
+    return pick
+
+
+def _pick(model: Model):
+    if not model.routing_skew:
+        return None
+    return expert_pick_probabilities(model.num_experts, model.experts_per_token, model.routing_skew)
+
+
+def experts_touched(experts: int, per_token: int, tokens, pick=None):
+    """Expected distinct experts that `tokens` routed tokens touch in one MoE layer: with uniform routing
+    U(T) = E (1 - (1 - k / E)^T) (the occupancy formula), else sum_e 1 - (1 - q_e)^T for pick chances q_e
+    (`expert_pick_probabilities`). Broadcasts over tokens."""
+    if pick is None:
+        return experts * (1.0 - (1.0 - per_token / experts) ** tokens)
+    if _is_array(tokens):
+        return np.sum(1.0 - (1.0 - pick) ** np.multiply.outer(tokens, 1.0)[..., None], axis=-1)
+    return float(np.sum(1.0 - (1.0 - pick) ** tokens))
+
+
+def expert_weight_bytes(deployment: "Deployment", work: "PassWork"):
+    """Routed-expert weight bytes one GPU reads in one pass doing `work`: over the MoE layers, the experts
+    its tokens touch times one expert's bytes (0 for a dense model). Broadcasts."""
+    moe = deployment.plan.moe
+    if moe is None:
+        return 0.0 * work.rows
+    touched = experts_touched(moe.experts, moe.per_token, work.rows, moe.pick)
+    return moe.layers * touched * sum(g[3] for g in moe.gemms)
+
+
 def _gemm_rates(gpu: GPU, weight_dtype: str) -> tuple:
     """(peak FLOP/s, its best achieved fraction, bandwidth factor) of weight GEMMs in `weight_dtype`: fp8
     weights on FP8 tensor cores use the FP8 peak and its own maximum (FP8 matmuls reach a smaller fraction
-    of their peak) and read at fp8_gemm_bw_factor of the bf16 curve (SOURCES.md, Quantised kernels)."""
-    if weight_dtype == "fp8" and gpu.fp8_flop_per_s is not None:
+    of their peak) and read at fp8_gemm_bw_factor of the bf16 curve (SOURCES.md, Quantised kernels); fp4
+    weights on FP4 tensor cores the FP4 peak. Elsewhere quantised weights are dequantised to BF16."""
+    rate = gemm_compute_rate(gpu, weight_dtype)
+    if rate == "fp8":
         return gpu.fp8_flop_per_s, _or(gpu.fp8_flops_eff_max, gpu.flops_eff_max), gpu.fp8_gemm_bw_factor
+    if rate == "fp4":
+        return gpu.fp4_flop_per_s, _or(gpu.fp4_flops_eff_max, gpu.flops_eff_max), 1.0
     return gpu.bf16_flop_per_s, gpu.flops_eff_max, 1.0
+
+
+def gemm_compute_rate(gpu: GPU, weight_dtype: str) -> str:
+    """The tensor-core rate weight GEMMs in `weight_dtype` run at on `gpu`: "fp8", "fp4" or "bf16" (weight-
+    only quantisation: int8, int4, and fp8/fp4 on GPUs without those tensor cores)."""
+    if weight_dtype == "fp8" and gpu.fp8_flop_per_s is not None:
+        return "fp8"
+    if weight_dtype in FP4_DTYPES and gpu.fp4_flop_per_s is not None:
+        return "fp4"
+    return "bf16"
 
 
 def _or(value, default):
@@ -252,13 +369,21 @@ def _terms(p: _Plan, work: "PassWork"):
         out.append((op.cls, op.count, t_mem, t_comp, p.floor_s))
     nbytes = LOGIT_BYTES * work.logits * p.vocab_size
     out.append(("sampling", p.sampling_kernels, nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p)), 0.0, p.floor_s))
+    if p.moe is not None:
+        out.extend(_expert_terms(p, m))
     # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs, in blocks of
-    # query rows per head (FlashAttention's grid) waving over the SMs like a GEMM's tiles.
-    nbytes = work.kv_tokens * p.kv_row_bytes + 2.0 * ACT_BYTES * m * p.heads_gpu * p.head_dim
-    t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p))
-    flops = 4.0 * work.attention_pairs * p.heads_gpu * p.head_dim
+    # query rows per head (FlashAttention's grid) waving over the SMs like a GEMM's tiles. Sliding-window
+    # layers see at most the window.
     fill = wave_fill(p.sm_count, row_tiles * p.heads_gpu)
-    out.append(("attention", p.n_layers, t_mem, flops / (p.attn_flop_per_s * p.f_max * fill), p.floor_s))
+    attn_rate = p.attn_flop_per_s * p.f_max * fill
+    act = ACT_BYTES * m * p.heads_gpu * p.attn_width
+    layers = ((p.n_layers - p.window_layers, work.kv_tokens, work.attention_pairs),
+              (p.window_layers, *work.windowed(p.window)) if p.window_layers else (0, 0, 0))
+    for count, kv_tokens, pairs in layers:
+        if count:
+            nbytes = kv_tokens * p.kv_row_bytes + act
+            t_mem = nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p))
+            out.append(("attention", count, t_mem, 2.0 * pairs * p.heads_gpu * p.attn_width / attn_rate, p.floor_s))
     # Small kernels (norms, rotary, activation, residual adds) each read and write the hidden state;
     # two more per pass: embedding gather and the final norm.
     nbytes = 2.0 * ACT_BYTES * m * p.hidden_size
@@ -267,6 +392,30 @@ def _terms(p: _Plan, work: "PassWork"):
     if p.allreduce_fixed_s:
         t_link = p.allreduce_fixed_s + ACT_BYTES * m * p.hidden_size * p.allreduce_s_per_byte
         out.append(("allreduce", 2 * p.n_layers, 0.0, 0.0, t_link))
+    return out
+
+
+def _expert_terms(p: _Plan, m):
+    """The routed experts' terms: two grouped GEMMs per MoE layer over the experts the pass's m tokens
+    touch (U of them, each reading its weights once and computing its m k / U rows in its own row tiles),
+    and the routing kernels, which move each token's hidden state once per expert it visits."""
+    moe = p.moe
+    eff = saturating_efficiency
+    routed = m * moe.per_token
+    touched = experts_touched(moe.experts, moe.per_token, m, moe.pick)
+    rows_each = routed / np.maximum(touched, 1e-30)
+    sm, rate = p.sm_count, p.gemm_flop_per_s * p.gemm_f_max
+    gemm_bw = p.hbm_bytes_per_s * p.gemm_bw_factor
+    out = []
+    for k, n, col_tiles, expert_bytes in moe.gemms:
+        nbytes = touched * expert_bytes + ACT_BYTES * routed * (k + n)
+        t_mem = nbytes / (gemm_bw * eff(p.bw_max, p.bw_half_bytes, nbytes, p.bw_p))
+        tiles = touched * -(-rows_each // p.tile_rows) * col_tiles
+        t_comp = 2.0 * routed * k * n * (-(-tiles // sm) * sm) / (rate * tiles)
+        out.append(("experts", moe.layers, t_mem, t_comp, p.floor_s))
+    nbytes = 2.0 * ACT_BYTES * routed * p.hidden_size
+    t_mem = nbytes / (p.hbm_bytes_per_s * eff(p.bw_max, p.bw_half_bytes, nbytes, p.bw_p))
+    out.append(("experts", moe.layers * MOE_SMALL_KERNELS, t_mem, 0.0, p.floor_s))
     return out
 
 
@@ -328,16 +477,29 @@ class PassWork:
     kv_tokens: object  # K/V rows attention reads (context + new) and writes (new), per sequence summed
     attention_pairs: object  # causal (query, key) pairs: tokens x (context + (tokens + 1) / 2) per sequence
     logits: object  # rows of the LM head and the sampler
+    groups: tuple = ()  # (sequences, tokens, context) per group, for sliding-window layers
 
     @classmethod
     def group(cls, sequences, tokens, context, *, prefill=False) -> "PassWork":
         """`prefill`: the group is a prompt chunk, which needs logits for one token per sequence only."""
         return cls(sequences, sequences * tokens, sequences * (context + 2.0 * tokens),
-                   sequences * tokens * (context + 0.5 * (tokens + 1.0)), sequences if prefill else sequences * tokens)
+                   sequences * tokens * (context + 0.5 * (tokens + 1.0)), sequences if prefill else sequences * tokens,
+                   ((sequences, tokens, context),))
+
+    def windowed(self, window) -> tuple:
+        """(kv_tokens, attention_pairs) of layers that attend to the last `window` tokens only: each group's
+        context clipped to the window (exact for groups wholly inside or beyond it, as a decode batch at its
+        mean context is)."""
+        kv = pairs = 0.0
+        for sequences, tokens, context in self.groups:
+            kv = kv + sequences * (np.minimum(context, window) + 2.0 * tokens)
+            pairs = pairs + sequences * tokens * np.minimum(context + 0.5 * (tokens + 1.0), window)
+        return kv, pairs
 
     def __add__(self, other: "PassWork") -> "PassWork":
         return PassWork(self.sequences + other.sequences, self.rows + other.rows, self.kv_tokens + other.kv_tokens,
-                        self.attention_pairs + other.attention_pairs, self.logits + other.logits)
+                        self.attention_pairs + other.attention_pairs, self.logits + other.logits,
+                        self.groups + other.groups)
 
 
 def pass_time_s(deployment: Deployment, work: PassWork):
@@ -404,7 +566,7 @@ def _memory_terms(models, gpu: GPU, tp, weight_dtype, kv_dtype) -> tuple:
 
     check_tp(models[0], tp)
     weights = sum(m.params for m in models) * dtype_bytes(weight_dtype, "weight dtype")
-    kv_per_token = sum(kv_bytes_per_token(m, kv_dtype) for m in models)
+    kv_per_token = sum(kv_bytes_per_token(m, kv_dtype, tp) for m in models)
     return weights, kv_per_token, tp * gpu.usable_memory_bytes
 
 

@@ -63,6 +63,7 @@ _GPU_KEYS = {
     "pass_model": (str, None, "pass_model", None),
     "bf16_tflops": (float, "pos", "bf16_flop_per_s", 1e12),
     "fp8_tflops": (float, "pos", "fp8_flop_per_s", 1e12),
+    "fp4_tflops": (float, "pos", "fp4_flop_per_s", 1e12),
     "hbm_bandwidth_gb_s": (float, "pos", "hbm_bandwidth_bytes_per_s", 1e9),
     "memory_gb": (float, "pos", "memory_bytes", 1e9),  # decimal GB (datasheet style)
     "memory_mib": (float, "pos", "memory_bytes", 1048576.0),  # binary MiB (the total nvidia-smi reports)
@@ -73,6 +74,7 @@ _GPU_KEYS = {
     "flops_eff_max": (float, "frac", "flops_eff_max", 1.0),
     "fp8_flops_eff_max": (float, "frac", "fp8_flops_eff_max", 1.0),
     "fp8_gemm_bw_factor": (float, "frac", "fp8_gemm_bw_factor", 1.0),
+    "fp4_flops_eff_max": (float, "frac", "fp4_flops_eff_max", 1.0),
     "sm_count": (int, "units", "sm_count", None),
     "gemm_tile_rows": (int, "tile", "gemm_tile_rows", None),
     "gemm_tile_cols": (int, "tile", "gemm_tile_cols", None),
@@ -91,7 +93,7 @@ _GPU_KEYS = {
 _FALLBACK_KEYS = ("fallback_link_bandwidth_gb_s", "fallback_link_eff", "fallback_allreduce_latency_us",
                   "fallback_allreduce_latency_per_peer_us")
 _GPU_OPTIONAL = {"fp8_tflops": None, "description": "", "pass_model": "roofline", "fp8_flops_eff_max": None,
-                 "fp8_gemm_bw_factor": 1.0, "link_max_tp": None, **{key: None for key in _FALLBACK_KEYS}}
+                 "fp8_gemm_bw_factor": 1.0, "fp4_tflops": None, "fp4_flops_eff_max": None, "link_max_tp": None, **{key: None for key in _FALLBACK_KEYS}}
 # Keys of which a GPU profile gives exactly one (they set the same SI field).
 _GPU_ONE_OF = (("memory_gb", "memory_mib"),)
 
@@ -138,6 +140,8 @@ class GPU:
     `fp8_flop_per_s` is None on GPUs without FP8 tensor cores (fp8 weights then compute at the BF16 rate).
     On FP8 tensor cores a GEMM reaches `fp8_flops_eff_max` (None: as BF16) and reads its fp8 weights at
     `fp8_gemm_bw_factor` x the bandwidth the curve gives for that many bytes.
+    `fp4_flop_per_s` likewise for FP4 tensor cores (Blackwell NVFP4, CDNA4 MXFP4); without them fp4 and
+    mxfp4 weights are weight-only (dequantised, computed at the BF16 rate, as int4 is).
     The GPU-GPU link reaches `link_max_tp` GPUs (None: any tp), as an NVLink bridge joins pairs of
     H100 NVL cards; a larger tp runs its all-reduces over the `fallback_*` link (PCIe), where engines'
     custom all-reduce kernels do not run (vLLM disables its own beyond two PCIe-only GPUs), so a
@@ -159,6 +163,8 @@ class GPU:
     flops_eff_max: float
     fp8_flops_eff_max: float | None
     fp8_gemm_bw_factor: float
+    fp4_flop_per_s: float | None
+    fp4_flops_eff_max: float | None
     sm_count: int
     gemm_tile_rows: int
     gemm_tile_cols: int
@@ -371,6 +377,7 @@ def scale_gpu(gpu: GPU, *, bandwidth=1.0, flops=1.0, memory=1.0, link=1.0) -> GP
         hbm_bandwidth_bytes_per_s=gpu.hbm_bandwidth_bytes_per_s * bandwidth,
         bf16_flop_per_s=gpu.bf16_flop_per_s * flops,
         fp8_flop_per_s=None if gpu.fp8_flop_per_s is None else gpu.fp8_flop_per_s * flops,
+        fp4_flop_per_s=None if gpu.fp4_flop_per_s is None else gpu.fp4_flop_per_s * flops,
         memory_bytes=gpu.memory_bytes * memory,
         link_bandwidth_bytes_per_s=gpu.link_bandwidth_bytes_per_s * link,
         fallback_link_bandwidth_bytes_per_s=None if gpu.fallback_link_bandwidth_bytes_per_s is None

@@ -21,8 +21,12 @@ NORM_TYPES = ("layernorm", "rmsnorm")
 # Bytes per weight, quantisation scales included where they matter: int4 weight-only checkpoints (GPTQ,
 # AWQ, Marlin) carry an fp16 scale per group of 128 input weights, 2/128 byte per weight (the byte count in
 # IST-DASLab/marlin's README benchmark script: k n / 2 + 2 (k / 128) n). fp8's per-tensor or per-channel and
-# int8's per-channel scales are negligible.
-DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 2.0 / 128}
+# int8's per-channel scales are negligible. The 4-bit floats carry a scale per block: NVFP4 (`fp4`) an FP8
+# E4M3 scale per 16 weights, 1/16 byte per weight; MXFP4 (OCP microscaling, gpt-oss's checkpoints) an E8M0
+# scale per 32, 1/32 byte (NVIDIA "Introducing NVFP4" blog, June 2025; OCP MX specification v1.0, 2023).
+DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 2.0 / 128,
+               "fp4": 0.5 + 1.0 / 16, "mxfp4": 0.5 + 1.0 / 32}
+FP4_DTYPES = ("fp4", "mxfp4")  # weight dtypes FP4 tensor cores compute in
 
 _REQUIRED = {
     "n_layers": int,
@@ -38,15 +42,34 @@ _OPTIONAL = {
     "head_dim": int,
     "qkv_bias": bool,
     "linear_bias": bool,
+    "qk_norm": bool,
     "norm": str,
     "learned_positions": int,
     "embed_dim": int,
+    "num_experts": int,
+    "experts_per_token": int,
+    "shared_experts": int,
+    "moe_ffn_size": int,
+    "first_dense_layers": int,
+    "routing_skew": float,
+    "kv_lora_rank": int,
+    "q_lora_rank": int,
+    "qk_rope_head_dim": int,
+    "v_head_dim": int,
+    "sliding_window": int,
+    "sliding_window_layers": int,
+    "mtp_layers": int,
     "family": str,
     "source": str,
 }
-
-
-_ZERO_OK = ("learned_positions", "embed_dim")  # integer keys where 0 means "none"
+# Keys that come together: a mixture-of-experts MLP, multi-head latent attention, a sliding window.
+_GROUPS = {
+    "mixture of experts": ("num_experts", "experts_per_token", "moe_ffn_size"),
+    "multi-head latent attention": ("kv_lora_rank", "qk_rope_head_dim", "v_head_dim"),
+    "sliding-window attention": ("sliding_window", "sliding_window_layers"),
+}
+_ZERO_OK = ("learned_positions", "embed_dim", "shared_experts", "first_dense_layers", "q_lora_rank", "mtp_layers")
+MAX_ROUTING_SKEW = 4.0
 
 
 @dataclass(frozen=True)
@@ -54,9 +77,24 @@ class Model:
     """A decoder-only transformer's shape.
 
     `qkv_bias`: biases on the Q, K, V projections (Qwen, OPT); `linear_bias`: biases on the output
-    projection and the MLP (OPT). `learned_positions`: rows of a learned position table (OPT; 0 for
-    rotary). `embed_dim`: width of the token embedding when it differs from `hidden_size` (OPT-350m
-    projects 512 -> 1024 and back).
+    projection and the MLP or experts and router (OPT, gpt-oss). `qk_norm`: an RMSNorm over each head's
+    queries and keys (Qwen3). `learned_positions`: rows of a learned position table (OPT; 0 for rotary).
+    `embed_dim`: width of the token embedding when it differs from `hidden_size` (OPT-350m projects
+    512 -> 1024 and back).
+
+    Mixture of experts (`num_experts` > 0): every layer after the first `first_dense_layers` (which keep
+    a dense MLP of `ffn_size`) routes each token to `experts_per_token` of `num_experts` experts of width
+    `moe_ffn_size`, plus `shared_experts` experts every token uses; a linear router scores the experts.
+    `routing_skew` s describes measured imbalance: the experts' chances of being picked fall as rank^-s
+    (0: uniform routing; see `expert_pick_probabilities`).
+    Multi-head latent attention (`kv_lora_rank` > 0, DeepSeek-V2/V3): keys and values are one cached
+    latent of `kv_lora_rank` plus a shared rotary key of `qk_rope_head_dim` per token and layer;
+    queries pass through a rank-`q_lora_rank` bottleneck (0: none); `head_dim` is the non-rotary
+    query/key width per head and `v_head_dim` the value width.
+    `sliding_window_layers` of the layers attend to the last `sliding_window` tokens only (gpt-oss;
+    Llama 4's chunked attention is priced as a window of its chunk size).
+    `mtp_layers`: multi-token-prediction modules the checkpoint ships beside the model (DeepSeek-V3); not in
+    `params`, see `mtp_params`.
     """
 
     name: str
@@ -71,10 +109,36 @@ class Model:
     tied_embeddings: bool
     qkv_bias: bool = False
     linear_bias: bool = False
+    qk_norm: bool = False
     norm: str = "rmsnorm"
     learned_positions: int = 0
     embed_dim: int = 0
+    num_experts: int = 0
+    experts_per_token: int = 0
+    shared_experts: int = 0
+    moe_ffn_size: int = 0
+    first_dense_layers: int = 0
+    routing_skew: float = 0.0
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    sliding_window: int = 0
+    sliding_window_layers: int = 0
+    mtp_layers: int = 0
     family: str = ""
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        return self.n_layers - self.first_dense_layers if self.is_moe else 0
 
     @property
     def q_size(self) -> int:
@@ -85,18 +149,54 @@ class Model:
         return self.n_kv_heads * self.head_dim
 
     @property
-    def layer_params(self) -> int:
-        """Weights and biases of one decoder layer."""
-        h, f = self.hidden_size, self.ffn_size
+    def attention_params(self) -> int:
+        """Weights and biases of one layer's attention (projections, per-head norms)."""
+        h, heads = self.hidden_size, self.n_heads
+        if self.is_mla:
+            qk = self.head_dim + self.qk_rope_head_dim
+            q_lora = self.q_lora_rank
+            q = h * q_lora + q_lora + q_lora * heads * qk if q_lora else h * heads * qk
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank
+            kv += self.kv_lora_rank * heads * (self.head_dim + self.v_head_dim)
+            return q + kv + heads * self.v_head_dim * h
         attn = h * (self.q_size + 2 * self.kv_size) + self.q_size * h
         if self.qkv_bias:
             attn += self.q_size + 2 * self.kv_size
-        mlp = (2 if self.ffn_type == "mlp" else 3) * h * f
         if self.linear_bias:
             attn += h
-            mlp += f * (1 if self.ffn_type == "mlp" else 2) + h
-        norms = 2 * (2 * h if self.norm == "layernorm" else h)
-        return attn + mlp + norms
+        if self.qk_norm:
+            attn += 2 * self.head_dim
+        return attn
+
+    def _mlp_params(self, width: int) -> int:
+        h = self.hidden_size
+        mlp = (2 if self.ffn_type == "mlp" else 3) * h * width
+        if self.linear_bias:
+            mlp += width * (1 if self.ffn_type == "mlp" else 2) + h
+        return mlp
+
+    @property
+    def expert_params(self) -> int:
+        """One expert's MLP (0 for a dense model)."""
+        return self._mlp_params(self.moe_ffn_size) if self.is_moe else 0
+
+    def _moe_layer_params(self, routed: int) -> int:
+        router = self.num_experts * (self.hidden_size + (1 if self.linear_bias else 0))
+        return (routed + self.shared_experts) * self.expert_params + router
+
+    @property
+    def _norms(self) -> int:
+        return 2 * (2 * self.hidden_size if self.norm == "layernorm" else self.hidden_size)
+
+    @property
+    def layer_params(self) -> int:
+        """Weights and biases of one dense decoder layer (for an MoE model, one of its first dense layers)."""
+        return self.attention_params + self._mlp_params(self.ffn_size) + self._norms
+
+    def _decoder_params(self, routed: int) -> int:
+        dense = self.n_layers - self.moe_layers
+        moe = self.moe_layers * (self.attention_params + self._moe_layer_params(routed) + self._norms)
+        return dense * self.layer_params + moe
 
     @property
     def embedding_params(self) -> int:
@@ -111,10 +211,29 @@ class Model:
         return 0 if self.tied_embeddings else self.vocab_size * (self.embed_dim or self.hidden_size)
 
     @property
-    def params(self) -> int:
-        """Total parameter count computed from the architecture."""
+    def _outer_params(self) -> int:
         final_norm = 2 * self.hidden_size if self.norm == "layernorm" else self.hidden_size
-        return self.n_layers * self.layer_params + self.embedding_params + self.lm_head_params + final_norm
+        return self.embedding_params + self.lm_head_params + final_norm
+
+    @property
+    def params(self) -> int:
+        """Total parameter count computed from the architecture (every expert counted)."""
+        return self._decoder_params(self.num_experts) + self._outer_params
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token uses: `params` with `experts_per_token` routed experts per MoE layer
+        (the embedding table counted whole, as in `params`). Equal to `params` for a dense model."""
+        return self._decoder_params(self.experts_per_token) + self._outer_params
+
+    @property
+    def mtp_params(self) -> int:
+        """Weights of the multi-token-prediction modules: each projects [embedding; hidden] (2h -> h, two
+        input norms) into one MoE decoder layer and a final norm, sharing the model's embedding and head
+        (DeepSeek-V3 report, s.2.2)."""
+        h = self.hidden_size
+        layer = self.attention_params + self._moe_layer_params(self.num_experts) + self._norms
+        return self.mtp_layers * (2 * h * h + 3 * h + layer)
 
 
 def _validate(name: str, entry: dict) -> Model:
@@ -122,22 +241,45 @@ def _validate(name: str, entry: dict) -> Model:
     for key in entry:
         if key not in _REQUIRED and key not in _OPTIONAL:
             raise InputError(f"{label}: key {key!r} unknown; expected one of {', '.join([*_REQUIRED, *_OPTIONAL])}")
+    moe = "num_experts" in entry
     fields = {}
     for key, typ in {**_REQUIRED, **_OPTIONAL}.items():
         if key not in entry:
-            if key in _REQUIRED:
+            # An all-MoE model has no dense MLP width.
+            if key in _REQUIRED and not (key == "ffn_size" and moe and not entry.get("first_dense_layers")):
                 raise InputError(f"{label}: key {key!r} missing")
             continue
         value = entry[key]
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise InputError(f"{label}: key {key!r} must be a {typ.__name__}, got {value!r}")
         if typ is int and not (0 if key in _ZERO_OK else 1) <= value <= MAX_DIM:
             low = 0 if key in _ZERO_OK else 1
             raise InputError(f"{label}: key {key!r} = {value}; expected an integer in [{low}, {MAX_DIM:,}] (MAX_DIM)")
+        if typ is float and not 0.0 <= value <= MAX_ROUTING_SKEW:
+            raise InputError(f"{label}: key {key!r} = {value}; expected a number in [0, {MAX_ROUTING_SKEW:g}]")
         if typ is str and not value.strip():
             raise InputError(f"{label}: key {key!r} is empty; expected a non-empty string")
         fields[key] = value
     fields.pop("source", None)
+    for what, keys in _GROUPS.items():
+        given = [key for key in keys if key in fields]
+        if given and len(given) < len(keys):
+            raise InputError(f"{label}: {what} needs all of {', '.join(keys)}; missing "
+                             f"{', '.join(k for k in keys if k not in fields)}")
+    for key in ("shared_experts", "first_dense_layers", "routing_skew"):
+        if key in fields and not moe:
+            raise InputError(f"{label}: key {key!r} needs a mixture of experts (num_experts)")
+    for key in ("q_lora_rank",):
+        if key in fields and "kv_lora_rank" not in fields:
+            raise InputError(f"{label}: key {key!r} needs multi-head latent attention (kv_lora_rank)")
+    if moe and fields["experts_per_token"] > fields["num_experts"]:
+        raise InputError(f"{label}: experts_per_token {fields['experts_per_token']} exceeds num_experts {fields['num_experts']}")
+    for key in ("first_dense_layers", "sliding_window_layers"):
+        if fields.get(key, 0) > fields["n_layers"]:
+            raise InputError(f"{label}: key {key!r} = {fields[key]} exceeds n_layers {fields['n_layers']}")
+    fields.setdefault("ffn_size", fields.get("moe_ffn_size", 0))
     if fields["ffn_type"] not in FFN_TYPES:
         raise InputError(f"{label}: key 'ffn_type' = {fields['ffn_type']!r}; expected one of {', '.join(FFN_TYPES)}")
     if fields.get("norm", "rmsnorm") not in NORM_TYPES:
@@ -252,9 +394,21 @@ def synthetic_model(params: float) -> Model:
     return model
 
 
-def kv_bytes_per_token(model: Model, kv_dtype: str = "bf16") -> float:
-    """KV-cache bytes one token occupies across all layers: 2 (K and V) x layers x kv_heads x head_dim x bytes."""
-    return 2.0 * model.n_layers * model.kv_size * dtype_bytes(kv_dtype, "kv dtype")
+def kv_cache_row_bytes(model: Model, kv_dtype: str = "bf16", tp: int = 1) -> float:
+    """KV-cache bytes one token occupies in one layer on one of `tp` GPUs: K and V of its
+    ceil(kv_heads / tp) heads (heads are replicated when tp exceeds them), or, for latent attention, the
+    latent and rotary key, which every GPU keeps whole (vLLM replicates the MLA cache across TP ranks)."""
+    nbytes = dtype_bytes(kv_dtype, "kv dtype")
+    if model.is_mla:
+        return (model.kv_lora_rank + model.qk_rope_head_dim) * nbytes
+    return 2.0 * math.ceil(model.n_kv_heads / tp) * model.head_dim * nbytes
+
+
+def kv_bytes_per_token(model: Model, kv_dtype: str = "bf16", tp: int = 1) -> float:
+    """KV-cache bytes one token occupies across all layers and all `tp` GPUs (2 x layers x kv_heads x
+    head_dim x bytes for tp 1 and multi-head or grouped attention). Sliding-window layers are counted as
+    full ones: the cache is sized for every token, as an engine without a hybrid allocator does."""
+    return tp * model.n_layers * kv_cache_row_bytes(model, kv_dtype, tp)
 
 
 def dtype_bytes(dtype: str, what: str = "dtype") -> float:

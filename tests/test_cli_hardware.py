@@ -62,7 +62,7 @@ def test_latency_tp_and_dtype(capsys):
     (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--batch", "0"], "argument --batch: '0' is below 1; expected an integer in [1, 65,536] (MAX_BATCH)"),
     (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--tp", "3"], "tp 3 does not divide"),
     (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--bandwidth-scale", "0"], "argument --bandwidth-scale: '0' is below 0.001"),
-    (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--dtype", "fp4"], "invalid choice: 'fp4'"),
+    (["--model", "llama-2-7b", "--hardware", "h100-sxm", "--dtype", "fp6"], "invalid choice: 'fp6'"),
 ])
 def test_latency_errors_exit_2_with_one_line(capsys, argv, message):
     assert main(["latency", *argv]) == 2

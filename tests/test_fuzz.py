@@ -202,7 +202,7 @@ def check_numbers(value, key: str = "", path: str = "") -> None:
             check_numbers(v, key, path)
         return
     if value is None or value in ("inf", "-inf") and key not in TEXT_KEYS:
-        assert _may_be_undefined(key) or key in ("fp8_tflops",), f"{path} = {value!r}: not a finite number"
+        assert _may_be_undefined(key) or key in ("fp8_tflops", "fp4_tflops"), f"{path} = {value!r}: not a finite number"
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return

@@ -25,8 +25,72 @@ PUBLISHED = {
 }
 
 
+# The 2025 families. Model cards print rounded figures ("3.3B", "37B"), some truncated, so a count passes
+# within 1% or within one unit of the figure's last printed digit. Sources: the Qwen3 model cards (total,
+# and "non-embedding" for the dense ones, which is params - embedding_params); Qwen3 MoE cards ("30.5B in
+# total and 3.3B activated"; "235B / 22B"); Mistral's "Mixtral of experts" post (46.7B total, 12.9B active);
+# the gpt-oss model card's parameter table (20.91B / 3.61B, 116.83B / 5.13B, its active count leaving out
+# the embedding table); the DeepSeek-V3 report (671B total, 37B activated; the Hugging Face checkpoint's
+# 685B adds the MTP module); Meta's Llama 4 post (17B active, 109B total, which includes the vision
+# encoder the catalog leaves out: see test_llama_4_scout_is_its_text_decoder).
+PUBLISHED_2025 = {  # name: (total, active or None for dense, printed digits' unit)
+    "qwen3-0.6b": (0.6e9, None, 0.1e9), "qwen3-1.7b": (1.7e9, None, 0.1e9), "qwen3-4b": (4.0e9, None, 0.1e9),
+    "qwen3-8b": (8.2e9, None, 0.1e9), "qwen3-14b": (14.8e9, None, 0.1e9), "qwen3-32b": (32.8e9, None, 0.1e9),
+    "qwen3-30b-a3b": (30.5e9, 3.3e9, 0.1e9), "qwen3-235b-a22b": (235e9, 22e9, 1e9),
+    "mixtral-8x7b": (46.7e9, 12.9e9, 0.1e9), "gpt-oss-20b": (20.91e9, 3.61e9, 0.01e9),
+    "gpt-oss-120b": (116.83e9, 5.13e9, 0.01e9), "deepseek-v3": (671e9, 37e9, 1e9),
+}
+QWEN3_NON_EMBEDDING = {"qwen3-0.6b": 0.44e9, "qwen3-1.7b": 1.4e9, "qwen3-4b": 3.6e9, "qwen3-8b": 6.95e9,
+                       "qwen3-14b": 13.2e9, "qwen3-32b": 31.2e9}
+ACTIVE_WITHOUT_EMBEDDING = ("gpt-oss-20b", "gpt-oss-120b")  # the card's "Embed + Unembed" row counts one in active
+
+
+def _matches_printed(count, published, unit):
+    return abs(count - published) <= max(0.01 * published, unit)
+
+
 def test_catalog_has_every_model_in_the_issue():
-    assert set(PUBLISHED) <= set(list_models())
+    assert set(PUBLISHED) | set(PUBLISHED_2025) | {"llama-4-scout"} <= set(list_models())
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_2025))
+def test_2025_params_match_published(name):
+    total, active, unit = PUBLISHED_2025[name]
+    m = load_model(name)
+    assert _matches_printed(m.params, total, unit), m.params
+    if active is None:
+        assert m.active_params == m.params and not m.is_moe
+        non_embedding = m.params - m.embedding_params - m.lm_head_params
+        assert _matches_printed(non_embedding, QWEN3_NON_EMBEDDING[name], 0.01e9), non_embedding
+    else:
+        count = m.active_params - (m.embedding_params if name in ACTIVE_WITHOUT_EMBEDDING else 0)
+        assert _matches_printed(count, active, unit), count
+        assert m.active_params < m.params
+
+
+def test_llama_4_scout_is_its_text_decoder():
+    m = load_model("llama-4-scout")
+    assert _matches_printed(m.active_params, 17e9, 1e9)
+    # 109B includes the vision encoder (34 layers of width 1408 and MLP 5632 in the released
+    # vision_config: 34 x (4 x 1408^2 + 2 x 1408 x 5632) = 0.81B) and its projector.
+    assert 109e9 - 1.5e9 < m.params < 109e9 - 0.8e9
+
+
+def test_deepseek_v3_with_its_mtp_module_is_the_checkpoint():
+    # 685B on the Hub: the main model, one MTP module, and the MTP module's own copy of embedding and head.
+    m = load_model("deepseek-v3")
+    assert _matches_printed(m.params + m.mtp_params + m.embedding_params + m.lm_head_params, 685e9, 1e9)
+    assert 11e9 < m.mtp_params < 12e9  # DeepSeek's "14B MTP module" counts that copy (1.85B) too
+
+
+def test_mla_caches_one_latent_per_token_and_layer():
+    m = load_model("deepseek-v3")
+    # (512 + 64) x 2 bytes x 61 layers, replicated on each GPU under tensor parallelism.
+    assert kv_bytes_per_token(m) == 576 * 2 * 61
+    assert kv_bytes_per_token(m, "bf16", tp=8) == 8 * 576 * 2 * 61
+    # Grouped attention: heads replicate once tp exceeds them (Qwen3-30B-A3B has 4 KV heads).
+    q = load_model("qwen3-30b-a3b")
+    assert kv_bytes_per_token(q, "bf16", tp=8) == 2 * kv_bytes_per_token(q, "bf16", tp=4)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))

@@ -3,7 +3,7 @@ measured passes) and `sdsl-sim list hardware|models|runtimes`."""
 
 import numpy as np
 
-from ..costs import check_memory, pass_cost
+from ..costs import Deployment, PassWork, check_memory, expert_weight_bytes, gemm_compute_rate, pass_cost
 from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu, step_overhead_s
 from ..models import DTYPE_BYTES, list_models, load_model
 from ..units import BATCH, CONTEXT, SCALE, TOKENS, TP
@@ -63,6 +63,7 @@ def latency(args) -> dict:
     check_memory([model], gpu, batch=args.batch, context=args.context + args.tokens, tp=args.tp,
                  weight_dtype=args.dtype, kv_dtype=args.kv_dtype)
     cost = pass_cost(model, gpu, **shape, weight_dtype=args.dtype, kv_dtype=args.kv_dtype, runtime=runtime)
+    deployment = Deployment.of(model, gpu, tp=args.tp, weight_dtype=args.dtype, kv_dtype=args.kv_dtype, runtime=runtime)
     return {
         "model": model.name,
         "hardware": gpu.name,
@@ -70,12 +71,16 @@ def latency(args) -> dict:
         "dtype": args.dtype,
         "kv_dtype": args.kv_dtype,
         "runtime": runtime.name,
+        # The tensor-core rate of the weight GEMMs: "bf16" for weight-only quantisation (int4, or fp4 on a GPU
+        # without FP4 tensor cores).
+        "gemm_compute": gemm_compute_rate(gpu, args.dtype),
         "latency_ms": cost.latency_s * 1e3,
         # The pass plus the runtime's host work of one decode step: what an engine's inter-token latency shows.
         "step_ms": (cost.latency_s + float(step_overhead_s(runtime, args.batch))) * 1e3,
         "bound": cost.bound,
         "breakdown_ms": {k: v * 1e3 for k, v in cost.breakdown_s.items()},
         "bound_ms": {k: v * 1e3 for k, v in cost.bound_s.items()},
+        "expert_weight_bytes": float(expert_weight_bytes(deployment, PassWork.group(args.batch, args.tokens, args.context))),
     }
 
 
@@ -88,6 +93,7 @@ def _rows(what: str) -> list[dict]:
                 "name": name,
                 "bf16_tflops": g.bf16_flop_per_s / 1e12,
                 "fp8_tflops": None if g.fp8_flop_per_s is None else g.fp8_flop_per_s / 1e12,
+                "fp4_tflops": None if g.fp4_flop_per_s is None else g.fp4_flop_per_s / 1e12,
                 "hbm_bandwidth_gb_s": g.hbm_bandwidth_bytes_per_s / 1e9,
                 "memory_gb": g.memory_bytes / 1e9,
                 "description": g.description,
@@ -102,10 +108,14 @@ def _rows(what: str) -> list[dict]:
         rows.append({
             "name": name,
             "params_b": m.params / 1e9,
+            "active_params_b": m.active_params / 1e9,
             "n_layers": m.n_layers,
             "hidden_size": m.hidden_size,
             "heads": f"{m.n_heads}/{m.n_kv_heads}",
-            "ffn": f"{m.ffn_type} {m.ffn_size}",
+            "ffn": (f"{m.ffn_type} {m.experts_per_token}/{m.num_experts}x{m.moe_ffn_size}"
+                    + (f"+{m.shared_experts}" if m.shared_experts else "") if m.is_moe else f"{m.ffn_type} {m.ffn_size}"),
+            "attention": "mla" if m.is_mla else (f"window {m.sliding_window} x{m.sliding_window_layers}"
+                                                 if m.sliding_window else "full"),
             "vocab_size": m.vocab_size,
         })
     return rows
