@@ -15,7 +15,7 @@ import pytest
 from sdsl_sim.report import PAGES, build_page
 
 COMMITTED = Path(__file__).resolve().parents[1] / "reports"
-FAST = {"seed-experiment", "hardware-what-if", "validation"}
+FAST = {"seed-experiment", "hardware-what-if", "validation", "moe-speculation"}
 
 
 PARAMS = [pytest.param(name, marks=() if name in FAST else (pytest.mark.slow,), id=name) for name in PAGES]
@@ -61,3 +61,22 @@ def test_a_study_keeps_the_cached_results_of_studies_whose_names_extend_its_own(
     assert other.is_dir() and stale.is_dir()
     Studies(runs, workers=2, progress=False).rows("study-nstar")
     assert other.is_dir() and not stale.exists()
+
+
+def test_a_rerun_leaves_parquet_files_that_hold_the_same_data(tmp_path):
+    from sdsl_sim.report.page import Page
+
+    def save(values):
+        page = Page("p", "t")
+        page.data("d", pd.DataFrame({"x": values, "name": ["a", "b"]}))
+        return page.save(tmp_path).parent / "d.parquet"
+
+    path = save([0.1 + 0.2, 1.0])
+    before = path.read_bytes()
+    pd.DataFrame({"x": [0.3, 1.0], "name": ["a", "b"]}).to_parquet(path, index=False)  # 0.3 != 0.1 + 0.2 in the last bit
+    rounded = path.read_bytes()
+    assert rounded != before
+    assert save([0.1 + 0.2, 1.0]).read_bytes() == rounded  # the same data up to rounding: left as it is
+    assert pd.read_parquet(save([0.5, 1.0])).x.tolist() == [0.5, 1.0]  # changed data is written
+    path.write_bytes(b"not parquet")
+    assert pd.read_parquet(save([0.5, 1.0])).x.tolist() == [0.5, 1.0]  # nothing read back is trusted unchecked
