@@ -14,7 +14,7 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     draft = "llama-3.2-1b"    # catalog name; or draft_params = 277e6 / "277M" (synthetic)
     train_tokens = 1e13       # D of the SDSL alpha law, used when [decoding] alpha is absent; in
                               #   [1, MAX_TRAIN_TOKENS = 1e18]
-    weight_dtype = "bf16"     # bf16 | fp16 | fp8 | int8 | int4
+    weight_dtype = "bf16"     # bf16 | fp16 | fp8 | int8 | int4 | fp4 (NVFP4) | mxfp4
     kv_dtype = "bf16"
     [hardware]
     name = "h100-sxm"         # a profile in hardware_profiles/ ("ideal": weight bytes / bandwidth) or a path

@@ -54,6 +54,21 @@ def test_latency_tp_and_dtype(capsys):
     assert out["tp"] == 4 and out["dtype"] == "fp8" and out["breakdown_ms"]["allreduce"] > 0
 
 
+def test_fp4_computes_on_fp4_tensor_cores_only_where_the_gpu_has_them(capsys):
+    # A compute-bound pass (batch 256 x 8 tokens): B200's FP4 peak is twice its FP8 and four times its BF16.
+    argv = ["latency", "--model", "llama-3.1-8b", "--batch", "256", "--tokens", "8", "--context", "0"]
+    b200 = {d: run_json(capsys, *argv, "--hardware", "b200", "--dtype", d) for d in ("bf16", "fp4", "mxfp4")}
+    assert [b200[d]["gemm_compute"] for d in ("bf16", "fp4", "mxfp4")] == ["bf16", "fp4", "fp4"]
+    assert b200["fp4"]["breakdown_ms"]["mlp"] < 0.5 * b200["bf16"]["breakdown_ms"]["mlp"]
+    # H100 has no FP4 tensor cores: fp4 is weight-only, a quarter of the bytes at the BF16 rate.
+    h100 = {d: run_json(capsys, *argv, "--hardware", "h100-sxm", "--dtype", d) for d in ("bf16", "fp4")}
+    assert h100["fp4"]["gemm_compute"] == "bf16"
+    assert h100["fp4"]["breakdown_ms"]["mlp"] == pytest.approx(h100["bf16"]["breakdown_ms"]["mlp"], rel=0.2)
+    small = {d: run_json(capsys, "latency", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--dtype", d)
+             for d in ("bf16", "fp4")}
+    assert small["fp4"]["breakdown_ms"]["mlp"] < 0.4 * small["bf16"]["breakdown_ms"]["mlp"]  # 0.5625 / 2 bytes
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--model", "llama-3.1-70b", "--hardware", "a100-80gb-sxm"], "use tp >= 2"),
     (["--model", "llama-2-7b", "--hardware", "h100"], "unknown hardware 'h100'; did you mean h100-sxm"),

@@ -215,3 +215,15 @@ def test_nothing_cites_files_outside_the_repository():
     assert len(files) > 50
     cited = [(p.relative_to(root), word) for p in files for word in outside if word in p.read_text(encoding="utf-8")]
     assert not cited
+
+
+def test_2025_gpus_have_their_dense_peaks():
+    # Dense figures (SOURCES.md, 2025-26 GPUs): FP4 twice FP8, FP8 twice BF16; the sparse maxima are double.
+    for name, bf16 in (("b200", 2250e12), ("gb200", 2500e12), ("mi355x", 2500e12)):
+        gpu = load_gpu(name)
+        assert gpu.bf16_flop_per_s == bf16
+        assert gpu.fp4_flop_per_s == 2 * gpu.fp8_flop_per_s == 4 * gpu.bf16_flop_per_s
+        assert gpu.hbm_bandwidth_bytes_per_s == 8e12
+    assert load_gpu("mi325x").fp4_flop_per_s is None  # CDNA 3: no FP4 matrix cores
+    assert load_gpu("h100-sxm").fp4_flop_per_s is None
+    assert {"b200", "gb200", "mi325x", "mi355x"} <= set(list_gpus())

@@ -136,3 +136,22 @@ def test_bad_architecture_is_one_line(entry, message):
             "vocab_size": 100, "tied_embeddings": True}
     with pytest.raises(InputError, match=message):
         _validate("bad", {**base, **entry})
+
+
+def test_moe_speedup_peaks_at_medium_batch_where_the_dense_one_does_not():
+    # The MoESD shape (arXiv 2505.19645): same draft, same acceptance, same GPU; only the pass costs differ.
+    from sdsl_sim.analytic.leviathan import expected_tokens_per_iteration
+    from sdsl_sim.step import StepPricer
+
+    expected = np.array([expected_tokens_per_iteration(0.8, g) for g in range(9)])
+    batches = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    curves = {}
+    for target in ("qwen3-30b-a3b", "qwen3-4b"):
+        t = Deployment.of(load_model(target), H100, weight_dtype="fp8", runtime="vllm")
+        pricer = StepPricer.of(t, Deployment.of(load_model("qwen3-0.6b"), H100, weight_dtype="fp8",
+                                                runtime=t.runtime.for_draft()))
+        tpot = [pricer.tpot_by_gamma(b, 640, expected) for b in batches]
+        curves[target] = np.array([t[0] / t.min() for t in tpot])
+    moe, dense = curves["qwen3-30b-a3b"], curves["qwen3-4b"]
+    assert batches[int(np.argmax(moe))] >= 8 and moe.max() > 1.3 * moe[0]
+    assert dense.max() < 1.02 * dense[0] and dense[-1] < dense[0]

@@ -23,6 +23,7 @@ PAGES = {
     "seed-experiment": "seed_experiment",
     "serving-load": "serving_load",
     "validation": "validation",
+    "moe-speculation": "moe",
 }
 
 
