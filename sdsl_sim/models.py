@@ -271,9 +271,8 @@ def _validate(name: str, entry: dict) -> Model:
     for key in ("shared_experts", "first_dense_layers", "routing_skew"):
         if key in fields and not moe:
             raise InputError(f"{label}: key {key!r} needs a mixture of experts (num_experts)")
-    for key in ("q_lora_rank",):
-        if key in fields and "kv_lora_rank" not in fields:
-            raise InputError(f"{label}: key {key!r} needs multi-head latent attention (kv_lora_rank)")
+    if "q_lora_rank" in fields and "kv_lora_rank" not in fields:
+        raise InputError(f"{label}: key 'q_lora_rank' needs multi-head latent attention (kv_lora_rank)")
     if moe and fields["experts_per_token"] > fields["num_experts"]:
         raise InputError(f"{label}: experts_per_token {fields['experts_per_token']} exceeds num_experts {fields['num_experts']}")
     for key in ("first_dense_layers", "sliding_window_layers"):
