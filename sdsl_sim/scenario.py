@@ -85,10 +85,10 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from .analytic import DEFAULT_TRAIN_TOKENS
 from .errors import InputError
 from .tomlfile import read_toml
 from .units import (
+    DEFAULT_TRAIN_TOKENS,
     BATCH,
     GAMMA,
     MAX_GAMMA,

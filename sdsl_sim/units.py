@@ -139,6 +139,9 @@ WORKERS = count_range(MAX_WORKERS, "MAX_WORKERS")
 ITERATIONS = count_range(MAX_ITERATIONS, "MAX_ITERATIONS")
 PARAMS = Range(1, MAX_PARAMS, high_name="MAX_PARAMS")
 TRAIN_TOKENS = Range(1, MAX_TRAIN_TOKENS, high_name="MAX_TRAIN_TOKENS")
+# Pre-training tokens assumed for draft and target when a user gives none (the paper's order of magnitude);
+# here rather than in analytic.laws so that the command line builds its parser without loading scipy.
+DEFAULT_TRAIN_TOKENS = 1e13
 SCALE = Range(MIN_SCALE, MAX_SCALE, high_name="MAX_SCALE")
 ANY_INT = Range(None, MAX_INT, integer=True, high_name="MAX_INT")
 

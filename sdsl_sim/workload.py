@@ -66,18 +66,22 @@ Fitted lognormal parameters (prompt / output):
     the real joint distribution, replay the lengths as a `workload.trace`.
 """
 
+from __future__ import annotations  # pandas is imported where a trace is read, not by every command
+
 import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from scipy.special import ndtr
 
 from .errors import InputError
 # The stated bounds live in units.py, one per kind; these names are kept here for the workload's readers.
 from .units import MAX_REQUESTS, MAX_TOKENS  # any one length: far above any context window in use today
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_TRACE_REQUESTS = MAX_REQUESTS  # rows a trace may hold; keeps a mistaken file from exhausting memory
 
@@ -260,6 +264,8 @@ def _draw_lognormal(rng, n: int, mu: float, sigma: float, upper: int) -> np.ndar
 
 def _lognormal_sf(x, mu: float, sigma: float):
     """P(Y >= x) for Y = exp(N(mu, sigma)); the survival form stays accurate far in the tail."""
+    from scipy.special import ndtr
+
     return ndtr(-(np.log(x) - mu) / sigma)
 
 
@@ -350,10 +356,9 @@ def load_trace(path: str | Path, where: str) -> Trace:
                  source=str(path))
 
 
-_PANDAS_MAJOR = int(pd.__version__.split(".")[0])
-
-
 def _read_frame(path: Path, label: str) -> pd.DataFrame:
+    import pandas as pd
+
     suffix = path.suffix.lower()
     if suffix not in TRACE_SUFFIXES:
         raise InputError(f"{label}: suffix {path.suffix!r} not supported; expected one of "
@@ -368,11 +373,11 @@ def _read_frame(path: Path, label: str) -> pd.DataFrame:
         if suffix == ".csv":
             # Arrival times must come back exactly as written. pandas 3 parses floats exactly by
             # default (and deprecates the option); before it, only "round_trip" does.
-            extra = {} if _PANDAS_MAJOR >= 3 else {"float_precision": "round_trip"}
+            extra = {} if _pandas_major(pd) >= 3 else {"float_precision": "round_trip"}
             return pd.read_csv(path, nrows=nrows, **extra)
         # dtype=False keeps values as JSON has them. Before pandas 3 an explicit convert_dates=False
         # is also needed, or a column named TIMESTAMP is turned into dates by pandas' own guess.
-        extra = {} if _PANDAS_MAJOR >= 3 else {"convert_dates": False}
+        extra = {} if _pandas_major(pd) >= 3 else {"convert_dates": False}
         return pd.read_json(path, lines=True, nrows=nrows, dtype=False, precise_float=True, **extra)
     except pd.errors.EmptyDataError:
         raise InputError(f"{label}: empty trace; expected a header row and at least one request") from None
@@ -381,6 +386,10 @@ def _read_frame(path: Path, label: str) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         kind = "CSV" if suffix == ".csv" else "JSON lines"
         raise InputError(f"{label}: not parseable as {kind} ({_one_line(exc)})") from None
+
+
+def _pandas_major(pd) -> int:
+    return int(pd.__version__.split(".")[0])
 
 
 def _pick_columns(frame: pd.DataFrame, label: str) -> tuple:
@@ -407,6 +416,8 @@ def _show(value) -> str:
 
 def _numeric(column: pd.Series, label: str) -> np.ndarray:
     """The column as float64. It refuses any cell that is not a number, and NaN (an empty cell)."""
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(column):
         raise InputError(f"{label}: {_show(column.iloc[0])} in {_row(0)} is not a number")
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -458,6 +469,8 @@ def _native_arrivals(column: pd.Series, label: str) -> np.ndarray:
 
 
 def _azure_arrivals(column: pd.Series, label: str) -> np.ndarray:
+    import pandas as pd
+
     label = f"{label}: column 'TIMESTAMP'"
     for i, cell in enumerate(column):
         if not isinstance(cell, str):

@@ -4,9 +4,9 @@ Pure, numpy-vectorised functions with no simulation and no I/O. The simulator an
 checked against these; sdsl-math.md derives every formula.
 """
 
+from ..units import DEFAULT_TRAIN_TOKENS
 from .laws import (
     ALPHA_LAW,
-    DEFAULT_TRAIN_TOKENS,
     PERPLEXITY_LAW,
     AlphaLaw,
     PerplexityLaw,

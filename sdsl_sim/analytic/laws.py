@@ -35,8 +35,6 @@ class AlphaLaw:
     c: float = 0.642
 
 
-# Pre-training tokens assumed for draft and target when a user gives none (the paper's order of magnitude).
-DEFAULT_TRAIN_TOKENS = 1e13
 
 PERPLEXITY_LAW = PerplexityLaw()
 ALPHA_LAW = AlphaLaw()

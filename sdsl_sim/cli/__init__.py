@@ -13,7 +13,7 @@ import math
 import sys
 
 from ..errors import InputError
-from ..units import GAMMA, PARAMS, TRAIN_TOKENS, Range, parse_count, parse_int, parse_real
+from ..units import DEFAULT_TRAIN_TOKENS, GAMMA, PARAMS, TRAIN_TOKENS, Range, parse_count, parse_int, parse_real
 
 # Order is the order of `sdsl-sim --help`.
 COMMAND_MODULES = ("analytic", "hardware", "sweep", "simulate", "nstar", "report")
@@ -99,8 +99,6 @@ def gamma_type(*policies: str):
 
 
 def add_train_tokens(parser: argparse.ArgumentParser) -> None:
-    from ..analytic import DEFAULT_TRAIN_TOKENS
-
     parser.add_argument("--train-tokens", type=count_type("token count", TRAIN_TOKENS), default=DEFAULT_TRAIN_TOKENS, metavar="D",
                         help=f"pre-training tokens of both models, for the SDSL laws (default {DEFAULT_TRAIN_TOKENS:g})")
 

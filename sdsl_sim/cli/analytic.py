@@ -1,6 +1,8 @@
-"""`sdsl-sim analytic ...`: the closed-form SDSL model with no hardware (sdsl_sim.analytic)."""
+"""`sdsl-sim analytic ...`: the closed-form SDSL model with no hardware (sdsl_sim.analytic).
 
-from .. import analytic
+The library is imported inside the handlers: it loads scipy, which every other command would pay for
+while the parser is built."""
+
 from ..errors import InputError
 from ..units import parse_count
 from . import add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type, parse_list
@@ -18,6 +20,8 @@ def _check_pair(target_params: float, draft_params: float) -> None:
 
 
 def throughput(args) -> dict:
+    from .. import analytic
+
     _check_pair(args.target_params, args.draft_params)
     c = args.draft_params / args.target_params
     gamma_opt = float(analytic.optimal_gamma(args.alpha, c))
@@ -42,6 +46,8 @@ def throughput(args) -> dict:
 
 
 def nstar(args) -> dict:
+    from .. import analytic
+
     result = analytic.n_star(args.target_params, args.train_tokens)
     return {
         "target_params": result.target_params,
@@ -57,7 +63,9 @@ def nstar(args) -> dict:
 
 
 def fit_nstar(args) -> dict:
-    fit = analytic.fit_n_star(args.train_tokens, args.targets)
+    from .. import analytic
+
+    fit = analytic.fit_n_star(args.train_tokens, args.targets or analytic.PAPER_TARGET_PARAMS)
     return {
         "train_tokens": args.train_tokens,
         "mu": fit.mu,
@@ -92,7 +100,6 @@ def register(subparsers) -> None:
     p.add_argument(
         "--targets",
         type=arg_type(_targets),
-        default=list(analytic.PAPER_TARGET_PARAMS),
         help="comma-separated target sizes (default: the paper's 13)",
     )
     add_json_flag(p)
