@@ -223,6 +223,9 @@ def _check_value(source, table, key, value):
         raise InputError(f"{where} = {value!r}; expected one of {', '.join(map(repr, rule))}")
 
 
+SWEEP_TABLES = ("base", "axes", "zip")  # tables only a sweep file has (sweep.py)
+
+
 def scenario_from_dict(data: dict, source: str = "<dict>", base_dir=None) -> Scenario:
     """Validate a nested scenario dict (as read from TOML); errors name `source` and the key.
     base_dir: the folder a relative `workload.trace` path is read from (default: the working folder);
@@ -231,6 +234,9 @@ def scenario_from_dict(data: dict, source: str = "<dict>", base_dir=None) -> Sce
         raise InputError(f"{source}: expected a table of {', '.join(SCHEMA)}")
     config = {table: {key: copy.deepcopy(spec[2]) for key, spec in keys.items()} for table, keys in SCHEMA.items()}
     for table, values in data.items():
+        if table in SWEEP_TABLES:
+            raise InputError(f"{source}: has a '{table}' table, so it is a sweep file, not a scenario; run it "
+                             f"with `sdsl-sim sweep {Path(str(source)).stem} --out DIR`")
         if table not in SCHEMA:
             raise InputError(f"{source}: table '{table}' unknown; expected one of {', '.join(SCHEMA)}")
         if not isinstance(values, dict):

@@ -11,6 +11,8 @@ from sdsl_sim.cli import main
 from sdsl_sim.costs import pass_cost
 from sdsl_sim.hardware import list_gpus, load_gpu
 from sdsl_sim.models import list_models, load_model
+from sdsl_sim.scenario import load_scenario
+from sdsl_sim.sweep import load_sweep
 
 
 def run_json(capsys, *argv):
@@ -117,3 +119,12 @@ def test_light_commands_load_no_heavy_library(argv):
     done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "LOADED:"
+
+
+def test_list_scenarios_tells_scenarios_from_sweeps(capsys):
+    rows = {r["name"]: r for r in run_json(capsys, "list", "scenarios")["scenarios"]}
+    assert rows["default"]["kind"] == "scenario" and rows["default"]["run_with"] == "sdsl-sim run default"
+    assert rows["example-sweep"]["kind"] == "sweep" and rows["study-moe-speculation"]["kind"] == "sweep"
+    assert rows["default"]["description"].startswith("The embedded default")
+    for name, row in rows.items():  # every listed command works on its file: scenarios load, sweeps validate
+        (load_scenario if row["kind"] == "scenario" else load_sweep)(name)

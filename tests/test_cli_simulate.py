@@ -102,3 +102,11 @@ def test_speedup_interval_is_undefined_when_a_run_is_too_short(capsys):
     out = run_json(capsys, "simulate", "--target", "llama-3.1-8b", "--draft", "llama-3.2-1b", "--hardware",
                    "a100-80gb-sxm", "--alpha", "0.7", "--gamma", "4", "--output-tokens", "4")
     assert out["tpot_ms_ci95"] == [None, None] and out["speedup_vs_autoregressive_ci95"] == [None, None]
+
+
+def test_run_on_a_sweep_file_says_so(capsys):
+    from sdsl_sim.cli import main
+
+    assert main(["run", "example-sweep"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a sweep file" in err and "sdsl-sim sweep example-sweep --out DIR" in err

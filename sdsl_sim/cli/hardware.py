@@ -6,6 +6,8 @@ import numpy as np
 from ..costs import Deployment, PassWork, check_memory, expert_weight_bytes, gemm_compute_rate, pass_cost
 from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu, step_overhead_s
 from ..models import DTYPE_BYTES, list_models, load_model
+from ..scenario import SWEEP_TABLES, scenarios_dir
+from ..tomlfile import read_toml
 from ..units import BATCH, CONTEXT, SCALE, TOKENS, TP
 from . import add_json_flag, int_type, real_type, text_type
 
@@ -43,8 +45,9 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(handler=calibrate)
 
-    p = subparsers.add_parser("list", help="list GPU profiles, runtime profiles or catalog models")
-    p.add_argument("what", choices=["hardware", "models", "runtimes"])
+    p = subparsers.add_parser("list", help="list GPU profiles, runtime profiles, catalog models or the shipped "
+                                           "scenario and sweep files")
+    p.add_argument("what", choices=["hardware", "models", "runtimes", "scenarios"])
     add_json_flag(p)
     p.set_defaults(handler=list_things)
 
@@ -99,6 +102,8 @@ def _rows(what: str) -> list[dict]:
                 "description": g.description,
             })
         return rows
+    if what == "scenarios":
+        return [_scenario_row(path) for path in sorted(scenarios_dir().glob("*.toml"))]
     if what == "runtimes":
         return [{"name": n, "cuda_graphs": r.cuda_graphs, "description": r.description}
                 for n, r in ((n, load_runtime(n)) for n in list_runtimes())]
@@ -119,6 +124,14 @@ def _rows(what: str) -> list[dict]:
             "vocab_size": m.vocab_size,
         })
     return rows
+
+
+def _scenario_row(path) -> dict:
+    """Name, kind (a sweep file has a [base], [axes] or [[zip]] table) and the first line of its header."""
+    kind = "sweep" if set(read_toml(path)) & set(SWEEP_TABLES) else "scenario"
+    comments = [line.lstrip("#").strip() for line in path.read_text().splitlines() if line.startswith("#")]
+    run_with = f"sdsl-sim sweep {path.stem} --out DIR" if kind == "sweep" else f"sdsl-sim run {path.stem}"
+    return {"name": path.stem, "kind": kind, "run_with": run_with, "description": comments[0] if comments else ""}
 
 
 def list_things(args):
