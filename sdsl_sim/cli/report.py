@@ -20,7 +20,7 @@ def report(args) -> dict:
     started = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
-        if not args.json:
+        if not (args.json or args.no_progress):
             print(f"report {name} ...", file=sys.stderr, flush=True)
         path = build_page(name, args.out, workers=args.workers, progress=not args.no_progress)
         pages[name] = {"page": str(path), "wall_s": time.perf_counter() - t0}

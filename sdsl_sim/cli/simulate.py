@@ -25,7 +25,7 @@ SIMULATE_KEYS = (
 )
 
 
-def _progress_bar(total_label):
+def _progress_bar(total_label, unit="tok"):
     """A tqdm bar on stderr for runs long enough to need one (tqdm hides itself when not a terminal)."""
     from tqdm import tqdm
 
@@ -34,7 +34,7 @@ def _progress_bar(total_label):
     def update(done, total):
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="tok", desc=total_label, file=sys.stderr, leave=False,
+            bar = tqdm(total=total, unit=unit, desc=total_label, file=sys.stderr, leave=False,
                        mininterval=0.5, disable=None)
         bar.n = done
         bar.refresh() if done >= total else bar.update(0)
@@ -172,7 +172,7 @@ def validate(args) -> dict | None:
 
     alphas = ALPHAS if args.alphas is None else args.alphas
     ratios = RATIOS if args.ratios is None else args.ratios
-    progress = None if args.json else (lambda i, n: print(f"  point {i}/{n}", file=sys.stderr))
+    progress = None if args.json else _progress_bar("validating", unit="point")
     rows = agreement_grid(alphas, ratios, args.min_output_tokens, args.seed, args.tolerance, progress)
     result = {
         "passed": all(r["pass"] for r in rows),
