@@ -1,7 +1,8 @@
 """The analytic model: SDSL scaling laws, Leviathan's expectations, the Lambert-W optimum and N*.
 
-Pure, numpy-vectorised functions with no simulation and no I/O. The simulator and its tests are
-checked against these; sdsl-math.md derives every formula.
+Pure, numpy-vectorised functions with no simulation and no I/O; token trees and their expected
+accepted length are in `trees.py`. The simulator and its tests are checked against these;
+sdsl-math.md derives every formula.
 """
 
 from ..units import DEFAULT_TRAIN_TOKENS
@@ -35,4 +36,13 @@ from .optimum import (
     optimal_throughput_tokens_per_flop,
     speculation_helps,
     throughput_tokens_per_flop,
+)
+from .trees import (
+    chain,
+    check_tree,
+    expected_tokens_tree,
+    marginal_acceptance,
+    path_probabilities,
+    tree_from_choices,
+    tree_from_shape,
 )
