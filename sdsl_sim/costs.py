@@ -22,6 +22,9 @@ A prefill chunk is a group of one sequence with tokens = chunk length and contex
 already cached, and one row of logits; a decode or verification group computes logits for every new
 token. The LM head and the sampler (the runtime's `sampling_kernels` passes over the fp32 logits of the
 full vocabulary, gathered on one GPU) see those logit rows only.
+A mixture-of-experts layer reads the weights of the U(T) distinct experts its T routed tokens touch
+(`experts_touched`) and runs their rows as two grouped GEMMs; latent attention (MLA) reads its one
+cached latent per token and computes absorbed; sliding-window layers read at most their window.
 On a `weights-only` GPU (the `ideal` profile) a pass costs exactly weight bytes / (tp x bandwidth).
 Host-side per-step engine costs are not here: see `hardware.step_overhead_s`.
 """
