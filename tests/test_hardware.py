@@ -1,6 +1,8 @@
 """GPU and runtime profiles: loading, SI conversion, validation messages, what-if scaling."""
 
+import json
 import re
+import tomllib
 from pathlib import Path
 from importlib.resources import files
 
@@ -19,8 +21,9 @@ from sdsl_sim.hardware import (
 )
 
 PROFILES = files("sdsl_sim") / "hardware_profiles"
+NEW_GPUS = {"b200", "gb200", "b300", "mi325x", "mi355x"}  # the 2025-26 profiles (SOURCES.md, 2025-26 GPUs)
 EXPECTED_GPUS = {"a100-40gb-sxm", "a100-80gb-sxm", "a100-80gb-pcie", "h100-sxm", "h100-pcie",
-                 "h100-nvl", "h200-sxm", "l40s", "mi300x", "ideal"}
+                 "h100-nvl", "h200-sxm", "l40s", "mi300x", "ideal"} | NEW_GPUS
 
 
 def test_builtin_profiles_all_load():
@@ -43,7 +46,8 @@ def test_loader_converts_to_si_once():
 
 
 @pytest.mark.parametrize("name,ridge", [("a100-80gb-sxm", 153), ("h100-sxm", 295), ("h200-sxm", 206),
-                                        ("mi300x", 247), ("l40s", 419)])
+                                        ("mi300x", 247), ("l40s", 419), ("b200", 281), ("gb200", 312.5),
+                                        ("b300", 292), ("mi325x", 218), ("mi355x", 312.5)])
 def test_ridge_points_match_calibration(name, ridge):
     # SOURCES.md, "Ridge points (BF16 FLOP per byte)": an independent check of the datasheet entries.
     gpu = load_gpu(name)
@@ -226,4 +230,63 @@ def test_2025_gpus_have_their_dense_peaks():
         assert gpu.hbm_bandwidth_bytes_per_s == 8e12
     assert load_gpu("mi325x").fp4_flop_per_s is None  # CDNA 3: no FP4 matrix cores
     assert load_gpu("h100-sxm").fp4_flop_per_s is None
-    assert {"b200", "gb200", "mi325x", "mi355x"} <= set(list_gpus())
+    assert NEW_GPUS <= set(list_gpus())
+
+
+@pytest.mark.parametrize("name,bf16,fp8,fp4,bandwidth,memory", [
+    # name, dense TFLOP/s (BF16, FP8, FP4), HBM GB/s, memory bytes (SOURCES.md, 2025-26 GPUs and Memory)
+    ("b200", 2250, 4500, 9000, 8000, 183359 * 1048576),    # not the sparse 18000 FP4
+    ("gb200", 2500, 5000, 10000, 8000, 189471 * 1048576),  # not the sparse 20000
+    ("b300", 2250, 4500, 14000, 7700, 275040 * 1048576),   # Blackwell Ultra: FP4 is not 2 x FP8
+    ("mi325x", 1307, 2615, None, 6000, 256e9),             # no FP4 matrix cores; no driver total found
+    ("mi355x", 2500, 5000, 10000, 8000, 294896 * 1048576), # not the 20.1 PF sparse maximum
+])
+def test_2025_gpus_datasheet_figures(name, bf16, fp8, fp4, bandwidth, memory):
+    gpu = load_gpu(name)
+    assert gpu.bf16_flop_per_s == pytest.approx(bf16 * 1e12)
+    assert gpu.fp8_flop_per_s == pytest.approx(fp8 * 1e12)
+    assert gpu.fp4_flop_per_s == (None if fp4 is None else pytest.approx(fp4 * 1e12))
+    assert gpu.hbm_bandwidth_bytes_per_s == pytest.approx(bandwidth * 1e9)
+    assert gpu.memory_bytes == memory
+    assert gpu.pass_model == "roofline"
+    # Every FP4 GPU says how much of its FP4 peak a GEMM reaches; a GPU without FP4 gives no fraction for it.
+    assert (gpu.fp4_flops_eff_max is None) == (gpu.fp4_flop_per_s is None)
+
+
+def test_b200_fp4_is_twice_fp8_and_four_times_bf16():
+    gpu = load_gpu("b200")
+    assert gpu.fp4_flop_per_s == 2 * gpu.fp8_flop_per_s == 4 * gpu.bf16_flop_per_s == 9000e12
+    assert load_gpu("mi325x").fp4_flop_per_s is None
+
+
+def test_list_hardware_shows_the_2025_gpus(capsys):
+    from sdsl_sim.cli import main
+
+    assert main(["list", "hardware"]) == 0
+    text = capsys.readouterr().out
+    assert "b200" in text and "mi355x" in text
+    assert main(["list", "hardware", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["hardware"]}
+    assert NEW_GPUS <= set(rows)
+    assert rows["b200"]["fp4_tflops"] == 9000 and rows["mi355x"]["fp4_tflops"] == 10000
+    assert rows["mi325x"]["fp4_tflops"] is None
+    assert rows["b200"]["fp4_tflops"] == 2 * rows["b200"]["fp8_tflops"] == 4 * rows["b200"]["bf16_tflops"]
+
+
+# Achieved-fraction keys: each must say whether it is measured or a prior (SOURCES.md, "Measured and prior").
+_FRACTION_KEYS = ("bw_eff_max", "bw_eff_half_mb", "bw_eff_exponent", "flops_eff_max", "fp8_flops_eff_max",
+                  "fp4_flops_eff_max", "fp8_gemm_bw_factor", "gemm_tile_rows", "gemm_tile_cols", "overlap_exponent",
+                  "kernel_floor_us", "link_eff", "allreduce_latency_us", "allreduce_latency_per_peer_us")
+
+
+@pytest.mark.parametrize("name", sorted(NEW_GPUS))
+def test_2025_profiles_source_every_number(name):
+    lines = (PROFILES / f"{name}.toml").read_text().splitlines()
+    numeric = [key for key, value in tomllib.loads("\n".join(lines)).items() if not isinstance(value, str)]
+    assert set(numeric) >= {"bf16_tflops", "hbm_bandwidth_gb_s", "sm_count", "link_bandwidth_gb_s"}
+    for key in numeric:
+        [i] = [i for i, line in enumerate(lines) if line.startswith(f"{key} =")]
+        comment = lines[i].partition("#")[2] or (lines[i - 1].startswith("#") and lines[i - 1])
+        assert comment, f"{name}.toml: {key} has no source comment"
+        if key in _FRACTION_KEYS:
+            assert "prior" in comment or "measured" in comment, f"{name}.toml: {key} neither measured nor a prior"
