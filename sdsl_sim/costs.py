@@ -256,7 +256,7 @@ def experts_touched(experts: int, per_token: int, tokens, pick=None):
     if pick is None:
         return experts * (1.0 - (1.0 - per_token / experts) ** tokens)
     if _is_array(tokens):
-        return np.sum(1.0 - (1.0 - pick) ** np.multiply.outer(tokens, 1.0)[..., None], axis=-1)
+        return np.sum(1.0 - (1.0 - pick) ** np.asarray(tokens, dtype=float)[..., None], axis=-1)
     return float(np.sum(1.0 - (1.0 - pick) ** tokens))
 
 

@@ -39,7 +39,7 @@ def build(studies) -> Page:
                 "token per sequence, dashed) and verification (gamma + 1 tokens per sequence at the chosen "
                 f"gamma, solid; at gamma = {FIXED_GAMMA}, dotted); the dense target reads none.")
     page.text(_explanation(rows, gpus, peaks))
-    page.table(_table(peaks))
+    page.table(peaks.drop(columns="kind"))
     page.text(f"Command: `sdsl-sim report moe-speculation --out reports` (sweep file `scenarios/{STUDY}.toml`).")
     page.data("moe_speculation", rows)
     page.text("**Revision (measured B200 matmul).** The B200 profile's GEMM fractions are now the measured "
@@ -164,10 +164,6 @@ def _dense_shape(g: pd.DataFrame) -> str:
     return (f"stays within {FLAT:.0%} of its batch-1 {first:.2f}x up to batch {int(flat.max())} (verification is "
             f"nearly free while its passes are memory-bound; the draft pass costs c = {g.cost_ratio.iloc[0]:.2f} of a "
             f"target pass) and falls to {ends}")
-
-
-def _table(peaks: pd.DataFrame) -> pd.DataFrame:
-    return peaks.drop(columns="kind")
 
 
 # ---------------------------------------------------------------- figures
