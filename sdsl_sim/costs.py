@@ -141,6 +141,9 @@ def _plan(model: Model, gpu: GPU, tp: int, weight_dtype: str, kv_dtype: str, run
         (dense_layers, "mlp", h, gated * model.ffn_size / tp),
         (dense_layers, "mlp", model.ffn_size / tp, h),
     ]
+    if model.input_projection:
+        k_in, n_out = model.input_projection
+        gemms.append((1, "mlp", k_in, n_out / tp))
     moe = None
     if model.is_moe:
         shared = model.shared_experts * model.moe_ffn_size / tp

@@ -117,6 +117,7 @@ _RUNTIME_KEYS = {
     "block_size": (int, "tokens", "block_size", None),
     "allreduce_latency_us": (float, "time", "allreduce_latency_s", 1e-6),
     "allreduce_latency_per_peer_us": (float, "time", "allreduce_latency_per_peer_s", 1e-6),
+    "ngram_ns_per_context_token": (float, "time", "ngram_s_per_context_token", 1e-9),
 }
 # An optional key absent from a file takes this value; None for draft_cuda_graphs means "as cuda_graphs".
 # sampling_kernels 2 (estimate): the fp32 cast with temperature and one softmax / argmax / top-p kernel
@@ -124,7 +125,10 @@ _RUNTIME_KEYS = {
 _RUNTIME_OPTIONAL = {"description": "", "sampling_kernels": 2, "draft_cuda_graphs": None, "shard_lm_head": True, "draft_tp": "own",
                      "spec_iteration_us": 0.0, "spec_per_sequence_us": 0.0, "spec_per_draft_pass_us": 0.0,
                      "chunked_prefill": True, "max_num_batched_tokens": 2048, "kv_allocation": "paged",
-                     "block_size": 16, "allreduce_latency_us": None, "allreduce_latency_per_peer_us": None}
+                     "block_size": 16, "allreduce_latency_us": None, "allreduce_latency_per_peer_us": None,
+                     "ngram_ns_per_context_token": 1.06}
+# ngram_ns_per_context_token 1.06: vLLM's numba n-gram matcher on one CPU thread scans 66.3M context tokens
+# (batch 512 x 129536) in 70.28 ms (vllm-project/vllm PR #56732, microbenchmark "main" arm, 4x H100 host).
 DRAFT_TP_POLICIES = ("own", "target")
 KV_ALLOCATIONS = ("paged", "reserve")
 
@@ -205,6 +209,8 @@ class Runtime:
     defaults, used where a scenario's [scheduler] table does not set them. `allreduce_latency_s` and
     `allreduce_latency_per_peer_s`: the latency of the engine's own all-reduce kernel (custom one-shot,
     PyTorch intra-node) where it replaces the GPU profile's eager NCCL figures; None keeps the GPU's.
+    `ngram_s_per_context_token`: the host time n-gram drafting spends scanning each context token of
+    each sequence per step (CPU prompt lookup; `speculation.py`).
     """
 
     name: str
@@ -227,6 +233,7 @@ class Runtime:
     block_size: int = 16
     allreduce_latency_s: float | None = None
     allreduce_latency_per_peer_s: float | None = None
+    ngram_s_per_context_token: float = 1.06e-9
     source: str = ""
 
     def for_draft(self) -> "Runtime":
@@ -391,8 +398,10 @@ def step_overhead_s(runtime: Runtime, batch):
     return runtime.step_s + runtime.per_sequence_s * batch
 
 
-def speculation_overhead_s(runtime: Runtime, decoders, gamma):
+def speculation_overhead_s(runtime: Runtime, decoders, gamma, passes=None):
     """Host work of one speculative iteration beyond its passes, seconds: spec_iteration_s +
-    spec_per_sequence_s x decoders + spec_per_draft_pass_s x gamma where gamma > 0, else 0. Broadcasts."""
-    cost = runtime.spec_iteration_s + runtime.spec_per_sequence_s * decoders + runtime.spec_per_draft_pass_s * gamma
+    spec_per_sequence_s x decoders + spec_per_draft_pass_s x passes where gamma > 0, else 0; passes: the
+    GPU draft passes (default gamma; one for Medusa's heads, none for n-gram lookup). Broadcasts."""
+    passes = gamma if passes is None else passes
+    cost = runtime.spec_iteration_s + runtime.spec_per_sequence_s * decoders + runtime.spec_per_draft_pass_s * passes
     return np.where(np.asarray(gamma) > 0, cost, 0.0) if np.ndim(gamma) else (cost if gamma > 0 else 0.0)

@@ -12,7 +12,15 @@ Glossary (per request r with n_r output tokens; all times in seconds inside, `_m
   tokens per iteration = tokens emitted per sequence per decode iteration (accepted + 1)
   acceptance_rate       = accepted / judged: the per-token acceptance estimate (the MLE of alpha under
                           i.i.d. acceptance; judged = accepted + one per rejection)
-  draft_acceptance_rate = accepted / proposed (vLLM's definition: gamma tokens proposed per sequence)
+  draft_acceptance_rate = accepted / proposed (vLLM's definition: gamma tokens proposed per sequence,
+                          the nodes of depth <= gamma for a tree)
+  vLLM's speculative counters (`vllm:spec_decode_num_drafts`, `_num_draft_tokens`, `_num_accepted_tokens`,
+  `_num_accepted_tokens_per_pos`) as num_drafts (sequence-iterations that proposed: all that speculate,
+  but n-gram lookup without a match proposes nothing), num_draft_tokens, num_accepted_tokens;
+  mean_acceptance_length = 1 + num_accepted_tokens / num_drafts (vLLM's "Mean acceptance length", the bonus
+  token included; over proposing iterations only, so an n-gram run's mean tokens per iteration is lower);
+  acceptance_rate_per_position[i] = drafts that accepted at least i + 1 tokens / num_drafts (for a tree,
+  whose accepted count is the accepted path's depth: the per-depth acceptance)
 Run-level TPOT is the token-weighted mean of TPOT_r: sum_r (finished - first) / sum_r (n_r - 1), which is
 the plain mean when every request has the same length. Its confidence interval uses batch means over the
 run's step sequence (valid for a single long request, where request-level replicates do not exist, and for
@@ -67,6 +75,7 @@ UNDEFINED = {
     "itl_ms_p50": "as itl_ms", "itl_ms_p90": "as itl_ms", "itl_ms_p99": "as itl_ms",
     "acceptance_rate": "no draft token was judged (plain decoding, gamma 0 throughout)",
     "draft_acceptance_rate": "no draft token was proposed (gamma 0 throughout)",
+    "mean_acceptance_length": "as draft_acceptance_rate",
     "mean_tokens_per_iteration": "no decode step ran (every request has a single output token)",
     "mean_gamma": "as mean_tokens_per_iteration", "mean_batch": "as mean_tokens_per_iteration",
     "request_goodput": "the scenario has no [slo] table", "slo_attainment": "the scenario has no [slo] table",
@@ -256,8 +265,12 @@ def summarize(result, slo=None, level=0.95) -> dict:
     judged_note = None if decode.judged.sum() else "undefined: no draft token was judged (plain decoding)"
     _put_ci(out, "acceptance_rate", 1.0, ratio_ci(decode.accepted, decode.judged, level),
             judged_note or decode_note, low=0.0, high=1.0)
-    proposed = (decode.gamma * decode.decoders).sum()
-    out["draft_acceptance_rate"] = decode.accepted.sum() / proposed if proposed else np.nan
+    drafts, proposed, accepted = (int(decode[key].sum()) for key in ("drafts", "drafted", "accepted"))
+    out["draft_acceptance_rate"] = accepted / proposed if proposed else np.nan
+    out["num_drafts"], out["num_draft_tokens"], out["num_accepted_tokens"] = drafts, proposed, accepted
+    out["mean_acceptance_length"] = 1.0 + accepted / drafts if drafts else np.nan
+    at_least = np.cumsum(result.accepted_hist[::-1])[::-1][1:top_gamma + 1]
+    out["acceptance_rate_per_position"] = (at_least / drafts).tolist() if drafts else []
     out["mean_gamma"] = (decode.gamma * decode.decoders).sum() / decode.decoders.sum() if len(decode) else np.nan
     out["mean_batch"] = decode.decoders.mean() if len(decode) else np.nan
     for part in ("draft", "verify", "prefill"):

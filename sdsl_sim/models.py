@@ -95,6 +95,9 @@ class Model:
     Llama 4's chunked attention is priced as a window of its chunk size).
     `mtp_layers`: multi-token-prediction modules the checkpoint ships beside the model (DeepSeek-V3); not in
     `params`, see `mtp_params`.
+    `input_projection` (in, out): one GEMM before the layers (a speculation head's fused input: EAGLE-3's
+    3h -> h, MTP's 2h -> h, Medusa's stacked residual blocks h -> k h; see `speculation.head_model`). Heads
+    are built from their target's shape, never read from the catalog.
     """
 
     name: str
@@ -126,6 +129,7 @@ class Model:
     sliding_window: int = 0
     sliding_window_layers: int = 0
     mtp_layers: int = 0
+    input_projection: tuple = ()
     family: str = ""
 
     @property
@@ -213,7 +217,8 @@ class Model:
     @property
     def _outer_params(self) -> int:
         final_norm = 2 * self.hidden_size if self.norm == "layernorm" else self.hidden_size
-        return self.embedding_params + self.lm_head_params + final_norm
+        projection = math.prod(self.input_projection) if self.input_projection else 0
+        return self.embedding_params + self.lm_head_params + final_norm + projection
 
     @property
     def params(self) -> int:

@@ -70,6 +70,26 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     adaptive_horizon = 16     # iterations between "adaptive" decisions, in [1, MAX_ITERATIONS = 1,000,000]
     disable_above_batch = (none)  # plain decoding while more sequences than this decode (vLLM V0's
                               #   speculative_disable_by_batch_size), in [1, MAX_BATCH]
+    method = "draft-model"    # what drafts (`speculation.py`): "draft-model" (model.draft), "eagle"
+                              #   (an EAGLE-3 head), "medusa" (heads), "mtp" (DeepSeek-V3 modules) or
+                              #   "ngram" (prompt lookup on the host); all but draft-model need the
+                              #   acceptance given (alpha, a profile, tree_accept or acceptance_length):
+                              #   the SDSL law sizes draft models only
+    tree = (none)             # a token tree: parent indices ([-1, -1, 0, ...], -1 a child of the root),
+                              #   Medusa/EAGLE choices ([[0], [1], [0, 0], ...]) or {branching = [b1, ...]}
+                              #   (depth = its length); at most MAX_TREE_NODES nodes and MAX_GAMMA deep.
+                              #   gamma is then the depth the tree is cut at: "auto" or an integer <= its
+                              #   depth (max_gamma = the depth); not with "ngram"
+    tree_accept = (none)      # per depth, per sibling rank: [[q(d1, r1), q(d1, r2), ...], [...], ...]
+    tree_accept_kind = "conditional"  # "conditional" (q: given the parent accepted and the better-ranked
+                              #   siblings rejected) or "marginal" (Sequoia's p = q prod_{j<r} (1 - q_j))
+    acceptance_length = (none)  # mean tokens per iteration an engine reported (bonus token included,
+                              #   vLLM's mean acceptance length): a chain converts it to the i.i.d. alpha
+                              #   giving it at decoding.gamma (an integer: the k it was measured at); a
+                              #   tree to the conditional profile q(d, r) = a / r scaled to give it
+    draft_vocab = (none)      # eagle: the head's reduced LM-head vocabulary (EAGLE-3: 32000); default the
+                              #   target's, in [1, MAX_DIM]
+    trigger_rate = 1.0        # ngram: the share of iterations whose context holds a match, in (0, 1]
     [slo]                     # service-level objectives for goodput (DistServe): requests/s meeting both
     ttft_ms = (none)          # time to first token, ms
     tpot_ms = (none)          # time per output token, ms
@@ -85,7 +105,16 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from .analytic.trees import (
+    ACCEPT_KINDS,
+    check_tree,
+    node_depths,
+    path_probabilities,
+    tree_from_choices,
+    tree_from_shape,
+)
 from .errors import InputError
+from .speculation import METHODS
 from .tomlfile import read_toml
 from .units import (
     DEFAULT_TRAIN_TOKENS,
@@ -93,7 +122,9 @@ from .units import (
     GAMMA,
     MAX_GAMMA,
     ITERATIONS,
+    MAX_DIM,
     MAX_GAMMA_RANGE,
+    TREE_NODES,
     REQUESTS,
     SCALE,
     SEED,
@@ -102,6 +133,7 @@ from .units import (
     TRAIN_TOKENS,
     PARAMS,
     Range,
+    count_range,
     parse_count,
 )
 from .workload import parse_length
@@ -174,6 +206,13 @@ SCHEMA = {
         "adaptive_weight": (_NUM, _WEIGHT, 0.1),
         "adaptive_horizon": (int, ITERATIONS, 16),
         "disable_above_batch": (int, BATCH, None),
+        "method": (str, METHODS, "draft-model"),
+        "tree": ((list, dict), None, None),
+        "tree_accept": (list, None, None),
+        "tree_accept_kind": (str, ACCEPT_KINDS, "conditional"),
+        "acceptance_length": (_NUM, Range(1.0, MAX_GAMMA + 1.0, low_open=True, high_open=True), None),
+        "draft_vocab": (int, count_range(MAX_DIM, "MAX_DIM"), None),
+        "trigger_rate": (_NUM, Range(0.0, 1.0, low_open=True), None),
     },
     "slo": {
         "ttft_ms": (_NUM, _POS, None),
@@ -280,6 +319,7 @@ def _check_relations(config, data, source, base_dir):
             raise InputError(f"{source}: key 'decoding.prefix_probs' = {r!r}; expected a non-empty, "
                              f"non-increasing list of at most MAX_GAMMA = {MAX_GAMMA} probabilities in (0, 1)")
         dec["prefix_probs"] = list(map(float, r))
+    _check_speculation(dec, data, source)
     for key in ("prompt_tokens", "output_tokens"):
         parse_length(wl[key], f"{source}: key 'workload.{key}'")
     given = data.get("workload", {})
@@ -297,6 +337,96 @@ def _check_relations(config, data, source, base_dir):
         wl["trace"] = str((Path(base_dir) if base_dir is not None else Path.cwd()).joinpath(wl["trace"]).resolve())
     elif wl["requests"] is None:
         wl["requests"] = 16
+
+
+def parse_tree(value, where: str) -> list:
+    """A `decoding.tree` value (parent list, choices or {branching = [...]}) as a parent list, checked
+    against MAX_TREE_NODES and MAX_GAMMA; InputError naming `where`."""
+    try:
+        if isinstance(value, dict):
+            if set(value) - {"branching", "depth"} or "branching" not in value:
+                raise InputError(f"{value!r}; expected a table {{branching = [b1, b2, ...]}} (depth optional)")
+            branching = value["branching"]
+            if not isinstance(branching, list) or value.get("depth", len(branching)) != len(branching):
+                raise InputError(f"{value!r}: depth must equal the length of the branching list")
+            if isinstance(branching, list) and all(isinstance(b, int) for b in branching) and \
+                    math.prod(branching) > TREE_NODES.high:
+                raise InputError(f"{value!r}: more than MAX_TREE_NODES = {TREE_NODES.high:,} nodes")
+            tree = tree_from_shape(branching)
+        elif value and all(isinstance(v, list) for v in value):
+            tree = tree_from_choices(value)
+        else:
+            tree = check_tree(value)
+        if not TREE_NODES.contains(len(tree)):
+            raise InputError(f"{len(tree)} nodes {TREE_NODES.problem(len(tree))}")
+        depth = int(node_depths(tree).max())
+        if depth > MAX_GAMMA:
+            raise InputError(f"depth {depth}; expected at most MAX_GAMMA = {MAX_GAMMA}")
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    return list(tree)
+
+
+def _check_speculation(dec: dict, data: dict, source: str) -> None:
+    """The [decoding] keys of speculation methods and trees, against each other (see the schema)."""
+    given = data.get("decoding", {})
+    method, where = dec["method"], f"{source}: key 'decoding."
+
+    def refuse(key, why):
+        raise InputError(f"{where}{key}' = {dec[key]!r} {why}")
+
+    if method != "draft-model":
+        for key in ("draft", "draft_params"):
+            if key in data.get("model", {}):
+                raise InputError(f"{source}: key 'model.{key}' names a draft checkpoint, but decoding.method = "
+                                 f"{method!r} drafts without one; expected no model.{key}")
+        explicit = any(given.get(k) is not None for k in ("alpha", "tree_accept", "acceptance_length")) \
+            or dec["acceptance"] == "profile"
+        if not explicit:
+            raise InputError(f"{where}method' = {method!r} needs its acceptance given (decoding.alpha, a profile, "
+                             "tree_accept or acceptance_length): the SDSL law sizes separate draft models only")
+    if method != "draft-model" and "draft_tp" in data.get("hardware", {}):
+        raise InputError(f"{source}: key 'hardware.draft_tp' with decoding.method = {method!r}; a head runs at the "
+                         "target's tp and n-gram lookup on the host (remove the key)")
+    if dec["draft_vocab"] is not None and method != "eagle":
+        refuse("draft_vocab", "applies to method 'eagle' only")
+    if dec["trigger_rate"] is not None and method != "ngram":
+        refuse("trigger_rate", "applies to method 'ngram' only")
+    if method == "ngram" and dec["gamma"] == "adaptive":
+        refuse("gamma", "with method 'ngram'; the adaptive policy models a draft model's i.i.d. acceptance")
+    if dec["tree"] is None:
+        if dec["tree_accept"] is not None:
+            refuse("tree_accept", "without decoding.tree; expected a tree to go with it")
+        if dec["acceptance_length"] is not None:
+            if not isinstance(dec["gamma"], int) or dec["gamma"] < 1:
+                refuse("acceptance_length", f"with decoding.gamma = {dec['gamma']!r}; a chain's acceptance length "
+                       "holds at the lookahead it was measured at: expected an integer gamma >= 1")
+            if not dec["acceptance_length"] < dec["gamma"] + 1:
+                refuse("acceptance_length", f"at gamma {dec['gamma']}; expected below gamma + 1 = {dec['gamma'] + 1}")
+        return
+    dec["tree"] = tree = parse_tree(dec["tree"], f"{where}tree'")
+    depth = int(node_depths(tree).max())
+    if method == "ngram":
+        refuse("tree", "with method 'ngram'; n-gram lookup proposes a chain (expected no tree)")
+    if isinstance(dec["gamma"], str) and dec["gamma"] != "auto" or isinstance(dec["gamma"], int) and dec["gamma"] > depth:
+        refuse("gamma", f"with a tree of depth {depth}; expected 'auto' or an integer depth cut <= {depth}")
+    for key in ("alpha", "prefix_probs"):
+        if given.get(key):
+            refuse(key, "with decoding.tree; a tree's acceptance is tree_accept or acceptance_length")
+    if dec["acceptance"] != "iid":
+        refuse("acceptance", "with decoding.tree; a tree's acceptance is tree_accept or acceptance_length")
+    if (dec["tree_accept"] is None) == (dec["acceptance_length"] is None):
+        raise InputError(f"{where}tree' needs exactly one of decoding.tree_accept and decoding.acceptance_length")
+    if dec["acceptance_length"] is not None and not dec["acceptance_length"] < depth + 1:
+        refuse("acceptance_length", f"for a tree of depth {depth}; expected below {depth + 1}")
+    if "max_gamma" in given and given["max_gamma"] != depth:
+        refuse("max_gamma", f"with a tree of depth {depth}; a tree's largest lookahead is its depth (remove the key)")
+    dec["max_gamma"] = depth
+    if dec["tree_accept"] is not None:
+        try:
+            path_probabilities(tree, dec["tree_accept"], dec["tree_accept_kind"])
+        except InputError as exc:
+            raise InputError(f"{where}tree_accept': {exc}") from None
 
 
 def scenarios_dir() -> Path:

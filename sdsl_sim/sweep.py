@@ -410,6 +410,11 @@ def _point_scenario(base: dict, overrides: dict, source: str):
     return scenario_from_dict(data, source=source)
 
 
+# Keys added after sweeps were first stored: left out of a point's config while at their default, so
+# that the points (ids and derived seeds) of every earlier sweep stay the same.
+_LATE_DEFAULTS = {("decoding", "method"): "draft-model", ("decoding", "tree_accept_kind"): "conditional"}
+
+
 def _config(scenario) -> dict:
     """The scenario's full config as a plain dict: every key set, none of the unset (None) ones."""
     return {
@@ -417,6 +422,7 @@ def _config(scenario) -> dict:
             key: list(value) if isinstance(value, tuple) else value
             for key, value in keys.items()
             if value is not None and (table, key) != ("run", "seed")
+            and _LATE_DEFAULTS.get((table, key), object()) != value
         }
         for table, keys in scenario.config.items()
     }

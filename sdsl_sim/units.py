@@ -11,6 +11,8 @@ name them (`... at most MAX_BATCH = 65,536`):
     MAX_BATCH = 65,536          sequences in one batch (workload.batch, --batch, disable_above_batch)
     MAX_REQUESTS = 10,000,000   requests in one run (workload.requests, --requests, concurrency)
     MAX_GAMMA = 64              draft tokens per iteration (decoding.gamma and max_gamma, --gamma, --max-gamma)
+    MAX_TREE_NODES = 1,024      draft nodes of one token tree (decoding.tree, --max-nodes); its depth is at
+                                most MAX_GAMMA
     MAX_TP = 1,024              GPUs one model is split over (hardware.tp and draft_tp, --tp, --draft-tp)
     MAX_SEED = 2**63 - 1        seeds (they fit an int64 column)
     MAX_PARAMS = 1e15           parameters of a model (--target-params, model.target_params, ...)
@@ -36,6 +38,7 @@ MAX_TOKENS = 10_000_000
 MAX_BATCH = 65_536
 MAX_REQUESTS = 10_000_000
 MAX_GAMMA = 64
+MAX_TREE_NODES = 1_024
 MAX_TP = 1_024
 MAX_SEED = 2**63 - 1
 MAX_PARAMS = 1e15
@@ -134,6 +137,7 @@ REQUESTS = count_range(MAX_REQUESTS, "MAX_REQUESTS")
 GAMMA = count_range(MAX_GAMMA, "MAX_GAMMA", low=0)
 MAX_GAMMA_RANGE = count_range(MAX_GAMMA, "MAX_GAMMA")
 TP = count_range(MAX_TP, "MAX_TP")
+TREE_NODES = count_range(MAX_TREE_NODES, "MAX_TREE_NODES")
 SEED = count_range(MAX_SEED, "MAX_SEED", low=0)
 WORKERS = count_range(MAX_WORKERS, "MAX_WORKERS")
 ITERATIONS = count_range(MAX_ITERATIONS, "MAX_ITERATIONS")

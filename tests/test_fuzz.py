@@ -341,6 +341,11 @@ SCENARIO_VALID = {
     ("decoding", "prefix_probs"): st.lists(st.floats(0.05, 0.95), min_size=1, max_size=6).map(
         lambda v: sorted(v, reverse=True)),
     ("decoding", "disable_above_batch"): st.integers(1, 8),
+    ("decoding", "tree"): st.sampled_from([[-1, -1, 0, 0, 1, 2], [-1, 0, 1], [[0], [1], [0, 0]], [-1, 5], [0]]),
+    ("decoding", "tree_accept"): st.lists(st.lists(st.floats(0.05, 0.95), min_size=1, max_size=3), min_size=1,
+                                          max_size=4),
+    ("decoding", "acceptance_length"): st.floats(1.05, 4.0),
+    ("decoding", "draft_vocab"): st.sampled_from([32000, 128256]),
     ("slo", "ttft_ms"): st.floats(1, 1e4), ("slo", "tpot_ms"): st.floats(1, 1e3),
 }
 

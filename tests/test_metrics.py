@@ -32,7 +32,8 @@ def tiny_result():
                           "decoding": [0, 1, 1], "gamma": [0, 2, 2], "draft_s": [0, 0.1, 0.2],
                           "verify_s": [0, 0.4, 0.8], "prefill_s": [0.8, 0, 0], "tokens": [0, 2, 1],
                           "prefill_tokens": [8, 0, 0], "first_tokens": [1, 0, 0], "resumed": [0, 0, 0],
-                          "accepted": [0, 1, 0], "judged": [0, 2, 1], "kv_tokens": [16, 16, 16]})
+                          "accepted": [0, 1, 0], "judged": [0, 2, 1], "drafts": [0, 1, 1],
+                          "drafted": [0, 2, 2], "kv_tokens": [16, 16, 16]})
     itl = pd.DataFrame({"gap_s": [0.5, 1.0], "count": [1, 1]})
     assert tuple(requests.columns) == REQUEST_COLUMNS and tuple(steps.columns) == STEP_COLUMNS
     return SimResult(requests, steps, itl, emissions, np.array([1, 1, 0]), 4096.0, 0.0)

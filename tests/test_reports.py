@@ -15,7 +15,7 @@ import pytest
 from sdsl_sim.report import PAGES, build_page
 
 COMMITTED = Path(__file__).resolve().parents[1] / "reports"
-FAST = {"seed-experiment", "hardware-what-if", "validation", "moe-speculation"}
+FAST = {"seed-experiment", "hardware-what-if", "validation", "moe-speculation", "which-speculation"}
 
 
 PARAMS = [pytest.param(name, marks=() if name in FAST else (pytest.mark.slow,), id=name) for name in PAGES]

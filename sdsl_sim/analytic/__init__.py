@@ -15,7 +15,12 @@ from .laws import (
     alpha_from_sizes,
     perplexity,
 )
-from .leviathan import expected_tokens_from_prefix_probs, expected_tokens_per_iteration, leviathan_speedup
+from .leviathan import (
+    alpha_from_expected_tokens,
+    expected_tokens_from_prefix_probs,
+    expected_tokens_per_iteration,
+    leviathan_speedup,
+)
 from .nstar import (
     LINEAR_LAW_M0_PARAMS,
     LINEAR_LAW_MU,
@@ -38,11 +43,17 @@ from .optimum import (
     throughput_tokens_per_flop,
 )
 from .trees import (
+    ACCEPT_KINDS,
+    best_trees,
     chain,
     check_tree,
+    cut_tree,
     expected_tokens_tree,
     marginal_acceptance,
+    node_depths,
+    node_ranks,
     path_probabilities,
+    tree_accept_from_length,
     tree_from_choices,
     tree_from_shape,
 )

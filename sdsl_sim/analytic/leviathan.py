@@ -29,3 +29,19 @@ def leviathan_speedup(alpha, gamma, cost_ratio):
     """
     gamma = np.asarray(gamma, dtype=float)
     return expected_tokens_per_iteration(alpha, gamma) / (gamma * np.asarray(cost_ratio, dtype=float) + 1)
+
+
+def alpha_from_expected_tokens(tokens: float, gamma: int) -> float:
+    """The i.i.d. alpha at which a chain of gamma drafts yields `tokens` per iteration (eq. 1 inverted;
+    it rises monotonically in alpha, so bisection to double precision). InputError unless
+    1 < tokens < gamma + 1 (alpha in (0, 1))."""
+    from ..errors import InputError
+
+    if not (gamma >= 1 and 1.0 < tokens < gamma + 1):
+        raise InputError(f"acceptance length {tokens!r} at {gamma} draft tokens: expected a value strictly "
+                         f"between 1 and {gamma + 1} (every iteration yields the bonus token, at most all drafts)")
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if expected_tokens_per_iteration(mid, gamma) < tokens else (lo, mid)
+    return 0.5 * (lo + hi)

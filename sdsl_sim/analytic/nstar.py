@@ -8,7 +8,6 @@ training tokens D, T*(N) is unimodal in N; N* is its argmax. The paper summarise
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from ..errors import InputError
 from .laws import ALPHA_LAW, alpha_from_perplexity, perplexity
@@ -70,6 +69,8 @@ def n_star(target_params: float, train_tokens: float) -> NStar:
             "the alpha law gives no draft with speedup > 1"
         )
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    from scipy.optimize import minimize_scalar  # late: scipy.optimize costs ~0.2 s to import
+
     result = minimize_scalar(
         lambda x: -_speedup_of_draft(x, target_params, target_ppl, train_tokens),
         bounds=(lo, hi),

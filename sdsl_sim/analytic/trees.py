@@ -151,3 +151,91 @@ def path_probabilities(tree, tree_accept, kind: str = "conditional") -> np.ndarr
 def expected_tokens_tree(tree, tree_accept, kind: str = "conditional") -> float:
     """Sequoia's F(T): expected tokens one verification of `tree` yields, the bonus token included."""
     return 1.0 + float(np.sum(path_probabilities(tree, tree_accept, kind)))
+
+
+def cut_tree(tree, depth: int) -> tuple:
+    """The tree's nodes of depth <= `depth`, re-indexed (parents come before children, so order is kept)."""
+    tree = check_tree(tree)
+    keep = node_depths(tree) <= depth
+    new = np.cumsum(keep) - 1
+    return tuple(int(-1 if p < 0 else new[p]) for p, k in zip(tree, keep) if k)
+
+
+# Default positional profile for a tree given only its mean acceptance length (`tree_accept_from_length`):
+# the rank-r child's conditional acceptance a / r at every depth, Sequoia's power-law sibling rejection
+# with exponent 1 (Chen et al. 2024, s.3.2: r_k <= 1 / k^b), scaled by a.
+def tree_accept_from_length(tree, length: float) -> list:
+    """Conditional acceptance [[a / r for each rank r] per depth] whose F(T) equals `length` (mean tokens
+    per iteration, bonus included; vLLM's mean acceptance length); InputError unless 1 < length < depth + 1."""
+    tree = check_tree(tree)
+    depth, width = int(node_depths(tree).max()), int(node_ranks(tree).max())
+    if not 1.0 < length < depth + 1:
+        raise InputError(f"acceptance_length {length!r}: a tree of depth {depth} yields between 1 and {depth + 1} "
+                         "tokens per iteration; expected a value strictly between")
+    ranks = np.arange(1, width + 1)
+
+    def profile(a):
+        return [list(a / ranks)] * depth
+
+    lo, hi = 0.0, 1.0
+    for _ in range(80):  # F(T) rises monotonically with a: bisection to double precision
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if expected_tokens_tree(tree, profile(mid)) < length else (lo, mid)
+    return profile(0.5 * (lo + hi))
+
+
+def best_trees(tree_accept, max_nodes: int, max_depth: int, kind: str = "conditional") -> list:
+    """Sequoia's dynamic programme (Chen et al. 2024, s.3.2, with acceptance per depth): for n = 1..max_nodes
+    draft nodes, the tree of depth <= max_depth with the largest F(T); a list of (tree, F) by n, (None, -inf)
+    where no tree of n nodes fits the depth and the ranks tree_accept gives.
+
+    c_d(n): the largest sum of path probabilities, relative to its root, of a subtree of n nodes whose root
+    is at depth d (the root counts 1); c_D(1) = 1. Its root's children take ranks 1, 2, ... in order, the
+    rank-r child (marginal p_{d+1, r}) heading a subtree of n_r nodes, so c_d(n) = 1 + max over
+    n_1 + n_2 + ... = n - 1 (n_r >= 1, ranks contiguous) of sum_r p_{d+1, r} c_{d+1}(n_r): a knapsack over
+    ranks, solved as max-plus convolutions. F of the best n-node tree is c_0(n + 1)."""
+    marginal = marginal_acceptance(tree_accept, kind)
+    depth = min(int(max_depth), len(marginal))
+    size = int(max_nodes) + 1  # subtree sizes 0..max_nodes + 1 (the root included)
+    j = np.arange(size + 1)
+    m = j[:, None] - j[None, :]  # m - j for the convolution (rows m, columns j)
+    c = np.full(size + 1, -np.inf)
+    c[1] = 1.0  # the deepest level: leaves only
+    choice = [None] * depth  # choice[d][r][m]: the size of the rank-r child's subtree at remainder m
+    for d in range(depth - 1, -1, -1):
+        p = marginal[d]
+        g = np.where(j == 0, 0.0, -np.inf)  # beyond the last rank: nothing left to place
+        picks = []
+        for r in range(p.size - 1, -1, -1):
+            table = np.where((j[None, :] >= 1) & (m >= 0), p[r] * c[None, :] + g[np.clip(m, 0, size)], -np.inf)
+            pick = np.argmax(table, axis=1)
+            g = np.where(j == 0, 0.0, table[j, pick])
+            picks.append(pick)
+        choice[d] = picks[::-1]
+        c = np.where(j >= 1, 1.0 + g[np.maximum(j - 1, 0)], -np.inf)
+
+    def children(d, n):
+        """Subtree sizes of the ranked children of a depth-d root heading n nodes."""
+        sizes, left = [], n - 1
+        for pick in choice[d] if d < depth else ():
+            if left == 0:
+                break
+            sizes.append(int(pick[left]))
+            left -= sizes[-1]
+        return sizes
+
+    out = []
+    for n in range(1, int(max_nodes) + 1):
+        if not np.isfinite(c[n + 1]):
+            out.append((None, -np.inf))
+            continue
+        parents, level = [], [(-1, 0, n + 1)]  # breadth first: (index, depth, subtree size)
+        while level:
+            nxt = []
+            for index, d, sub in level:
+                for k in children(d, sub):
+                    parents.append(index)
+                    nxt.append((len(parents) - 1, d + 1, k))
+            level = nxt
+        out.append((tuple(parents), float(c[n + 1])))
+    return out

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..units import DEFAULT_TRAIN_TOKENS, GAMMA, PARAMS, TRAIN_TOKENS, Range, parse_count, parse_int, parse_real
 
 # Order is the order of `sdsl-sim --help`.
-COMMAND_MODULES = ("analytic", "hardware", "sweep", "simulate", "nstar", "report")
+COMMAND_MODULES = ("analytic", "hardware", "sweep", "simulate", "nstar", "tree", "report")
 
 
 class _Parser(argparse.ArgumentParser):

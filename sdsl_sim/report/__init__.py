@@ -24,6 +24,7 @@ PAGES = {
     "serving-load": "serving_load",
     "validation": "validation",
     "moe-speculation": "moe",
+    "which-speculation": "speculation",
 }
 
 

@@ -127,6 +127,9 @@ interval needs, so the TTFT, E2E, queueing and E2E-speedup intervals in the data
 empty in the data (the runtime profile decides them; here the draft runs on 1 GPU as before).""")
     page.text(REVISION_FIDELITY + "At batch 1 this moves the pass-time ratios by at most 0.001 and the "
               "speedups by at most a few hundredths.")
+    page.text("**Revision (speculation methods).** Numbers unchanged; the data gained vLLM's speculative counters "
+              "(`num_drafts`, `num_draft_tokens`, `num_accepted_tokens`, `mean_acceptance_length`) and the "
+              "`speculation_method` and `acceptance_note` columns.")
     return page
 
 

@@ -3,9 +3,10 @@
 One replica = a target model and a draft model sharing the same GPUs; step durations come only from a
 `StepTimer`. Each round of the scheduler (vLLM V1's, by default):
   1. the running decoders (requests past their prefill) get their lookahead gamma from the policy
-     (plain decoding above `disable_above_batch` sequences; gamma capped so that the decoders' gamma + 1
-     tokens each fit the step's token budget);
-  2. with paged KV, the decoders' blocks for this step (context + gamma + 1 slots each) must fit the
+     (plain decoding above `disable_above_batch` sequences; gamma capped so that the decoders' verified
+     tokens, `timer.slots(gamma)` each (gamma + 1 for a chain, nodes + 1 for a tree), fit the step's
+     token budget);
+  2. with paged KV, the decoders' blocks for this step (context + slots each) must fit the
      pool: else the most recently admitted request is preempted (its blocks freed; it goes back to the
      front of the queue and recomputes prompt + emitted tokens when readmitted, as vLLM's recompute
      preemption; a round that preempts admits nobody);
@@ -35,6 +36,7 @@ import simpy
 
 from ..costs import PassWork
 from ..errors import InputError
+from .acceptance import NO_PROPOSAL
 from .arrivals import ARRIVALS, ClosedLoop, timed_arrivals
 from .records import REQUEST_COLUMNS, EmissionLog, ItlLog, SimResult, StepLog
 
@@ -153,7 +155,7 @@ class _Replica:
         self.reserve = scheduler.kv_allocation == "reserve" and np.isfinite(workload.kv_token_budget)
         self.bs = scheduler.block_size
         self.pool_blocks = int(workload.kv_token_budget // self.bs) if self.paged else 0
-        longest = int(np.max(self.prompt + self.output)) + policy.max_gamma + 1
+        longest = int(np.max(self.prompt + self.output)) + timer.slots(policy.max_gamma)
         if self.paged and -(-longest // self.bs) > self.pool_blocks:
             raise InputError(
                 f"a request of {longest} KV slots (prompt + output + lookahead) needs {-(-longest // self.bs)} "
@@ -213,13 +215,15 @@ class _Replica:
         limit = self.s.disable_above_batch
         if limit is not None and batch > limit:
             return 0
-        gamma = self.policy.choose(batch, float(self.context.mean()))
-        return int(min(gamma, self.token_budget // batch - 1))
+        gamma = int(self.policy.choose(batch, float(self.context.mean())))
+        while gamma and batch * self.timer.slots(gamma) > self.token_budget:
+            gamma -= 1
+        return gamma
 
     def _decoder_blocks(self, gamma: int, context=None) -> int:
-        """KV blocks the decoders hold in a step with lookahead gamma (context + gamma + 1 slots each)."""
+        """KV blocks the decoders hold in a step with lookahead gamma (context + slots each)."""
         context = self.context if context is None else context
-        return int(((context + (gamma + self.bs)) // self.bs).sum())
+        return int(((context + (self.timer.slots(gamma) - 1 + self.bs)) // self.bs).sum())
 
     def _prefill_blocks(self) -> int:
         return sum(-(-done // self.bs) for _, _, done in self.prefilling)
@@ -250,7 +254,7 @@ class _Replica:
         """[(prefill entry, chunk tokens)]: part-way prefills first, then new admissions (see module doc);
         none in a round that preempted (as vLLM V1's scheduler: a freed block goes to the running first)."""
         batch = self.ids.size
-        budget = self.token_budget - batch * (gamma + 1)
+        budget = self.token_budget - batch * self.timer.slots(gamma)
         free = self.pool_blocks - self._decoder_blocks(gamma) - self._prefill_blocks() if self.paged else 0
         chunks = []
         for entry in self.prefilling:
@@ -310,12 +314,12 @@ class _Replica:
         decoder_blocks = self._decoder_blocks(gamma) if self.paged and decoders else 0
         yield env.timeout(duration)
         end = env.now
-        accepted_sum = judged = emitted_sum = 0
+        accepted_sum = judged = drafts = drafted = emitted_sum = 0
         if decoders:
             if gamma:
                 accepted = self.acceptance.draw(self.rng, self.alphas, gamma, 1)
-                emitted = np.minimum(accepted[0] + 1, self.remaining)
-                accepted_sum, judged = self._observe(accepted, gamma)
+                accepted_sum, judged, drafts, drafted = self._observe(accepted, gamma)
+                emitted = np.minimum(np.maximum(accepted[0], 0) + 1, self.remaining)
             else:
                 accepted = None
                 emitted = np.ones(decoders, np.int64)
@@ -331,7 +335,7 @@ class _Replica:
                           prefills=len(chunks), decoding=live, gamma=gamma, draft_s=cost.draft_s,
                           verify_s=cost.target_s, prefill_s=0.0 if decoders else duration, tokens=emitted_sum,
                           prefill_tokens=sum(c for _, c in chunks), first_tokens=first, resumed=resumed,
-                          accepted=accepted_sum, judged=judged, kv_tokens=kv)
+                          accepted=accepted_sum, judged=judged, drafts=drafts, drafted=drafted, kv_tokens=kv)
         self._retire(end)
 
     def _complete_prefills(self, now) -> tuple:
@@ -367,7 +371,7 @@ class _Replica:
             # Draw little past the expected first finish: draws beyond it are wasted.
             steps = min(steps, int(self.remaining.min() / self._expected_tokens(gamma) * 1.25) + 8)
             accepted = self.acceptance.draw(self.rng, self.alphas, gamma, steps)
-            emitted = np.cumsum(accepted + 1, axis=0)
+            emitted = np.cumsum(np.maximum(accepted, 0) + 1, axis=0)
             finishing = (emitted >= self.remaining).any(axis=1)
             steps = int(np.argmax(finishing)) + 1 if finishing.any() else steps
             emitted = np.minimum(emitted[:steps], self.remaining)
@@ -404,12 +408,12 @@ class _Replica:
 
     def _kv_cut(self, gamma, emitted) -> tuple:
         """(steps whose KV blocks fit the pool, decoder blocks per step): context before step j is the
-        context now plus what steps 0..j-1 emitted; each step needs context + gamma + 1 slots."""
+        context now plus what steps 0..j-1 emitted; each step needs context + slots."""
         free = self.pool_blocks - self._prefill_blocks()
         steps, batch = emitted.shape
         before = np.cumsum(emitted, axis=0) - emitted
         before += self.context
-        blocks = ((before + (gamma + self.bs)) // self.bs).sum(axis=1)
+        blocks = ((before + (self.timer.slots(gamma) - 1 + self.bs)) // self.bs).sum(axis=1)
         over = blocks > free
         if over.any():
             steps = max(1, int(np.argmax(over)))  # step 0 fits: `_make_room` saw to it
@@ -427,12 +431,17 @@ class _Replica:
         return value
 
     def _observe(self, accepted, gamma) -> tuple:
-        """Histogram and policy feedback of a (steps, batch) block of accepted counts; per-step sums."""
+        """Histogram and policy feedback of a (steps, batch) block of accepted counts; per-step sums of
+        accepted and judged tokens, proposing sequences and proposed tokens. A NO_PROPOSAL cell (n-gram
+        lookup without a match) proposed nothing: it is judged nowhere and counts at 0 in the histogram."""
+        proposing = accepted != NO_PROPOSAL
+        accepted = np.maximum(accepted, 0)
         acc_sum = accepted.sum(axis=1)
-        judged = acc_sum + (accepted < gamma).sum(axis=1)
+        judged = acc_sum + (proposing & (accepted < gamma)).sum(axis=1)
+        drafts = proposing.sum(axis=1)
         self.hist += np.bincount(accepted.ravel(), minlength=self.hist.size)[: self.hist.size]
         self.policy.observe(int(acc_sum.sum()), int(judged.sum()))
-        return acc_sum, judged
+        return acc_sum, judged, drafts, drafts * (self.timer.slots(gamma) - 1)
 
     def _deliver(self, emitted, ended) -> None:
         """Tokens `emitted` (steps, batch) reach the decoders at the `ended` instants: inter-token gaps,
@@ -458,14 +467,15 @@ class _Replica:
     def _record_block(self, k, gamma, ended, durations, draft_s, emitted, step_tokens, accepted, kv):
         batch = self.ids.size
         if accepted is None:
-            acc_sum = judged = 0
+            acc_sum = judged = drafts = drafted = 0
             self.hist[0] += k * batch
         else:
-            acc_sum, judged = self._observe(accepted, gamma)
+            acc_sum, judged, drafts, drafted = self._observe(accepted, gamma)
         self.steps.append(k, kind=_DECODE, started_at_s=ended - durations, ended_at_s=ended, decoders=batch,
                           prefills=0, decoding=self.live, gamma=gamma, draft_s=draft_s,
                           verify_s=durations - draft_s, prefill_s=0.0, tokens=step_tokens, prefill_tokens=0,
-                          first_tokens=0, resumed=0, accepted=acc_sum, judged=judged, kv_tokens=kv)
+                          first_tokens=0, resumed=0, accepted=acc_sum, judged=judged, drafts=drafts, drafted=drafted,
+                          kv_tokens=kv)
         self._deliver(emitted, ended)
         self._retire(float(ended[-1]))
 

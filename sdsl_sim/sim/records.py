@@ -52,6 +52,9 @@ class StepRecord:
     resumed: int  # preempted requests whose recomputation completed, emitting one more token
     accepted: int  # draft tokens accepted, summed over the decoders
     judged: int  # draft tokens the target ruled on: accepted + one per rejection
+    drafts: int  # decoders that proposed (all of them, but for n-gram lookup without a match; vLLM's num_drafts)
+    drafted: int  # draft tokens proposed, summed over the decoders: gamma each for a chain, the tree's nodes
+    #               of depth <= gamma for a tree (vLLM's num_draft_tokens)
     kv_tokens: int  # KV cache slots held during the step (paged: blocks x block size; reserve: reserved)
 
 
@@ -121,7 +124,8 @@ class SimResult:
 
     `requests` has REQUEST_COLUMNS, `steps` STEP_COLUMNS, `itl` (gap_s, count), and `emissions`
     EMISSION_COLUMNS when the run was asked to keep them (else None).
-    `accepted_hist[k]` counts sequence-iterations in which exactly k draft tokens were accepted.
+    `accepted_hist[k]` counts sequence-iterations in which exactly k draft tokens were accepted (for a tree,
+    the accepted path reached depth k; plain and unproposed iterations count at 0).
     `kv_token_budget`: the KV slots the run could hold (inf without a memory limit).
     """
 

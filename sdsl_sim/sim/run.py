@@ -70,10 +70,11 @@ class Outcome:
     base: object = None  # SimResult of the autoregressive baseline
 
     def row(self) -> dict:
-        """The summary flattened to scalars: [lo, hi] -> _lo/_hi keys; the histogram left out."""
+        """The summary flattened to scalars: [lo, hi] -> _lo/_hi keys; the per-length and per-position
+        lists left out (they have no fixed width)."""
         out = {}
         for key, value in self.summary.items():
-            if key == "accepted_length_histogram":
+            if key in ("accepted_length_histogram", "acceptance_rate_per_position"):
                 continue
             if isinstance(value, (list, tuple)):
                 out[f"{key}_lo"], out[f"{key}_hi"] = (float(v) for v in value)
@@ -116,7 +117,8 @@ def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, ste
     s = setup(scenario)
     pred = predict(s)
     cfg = scenario.config
-    common = {"method": cfg["run"]["method"], "alpha": s.alpha, "alpha_source": s.alpha_source,
+    common = {"method": cfg["run"]["method"], "speculation_method": cfg["decoding"]["method"],
+              "alpha": s.alpha, "alpha_source": s.alpha_source, "acceptance_note": s.acceptance_note,
               "cost_ratio": s.timer.cost_ratio(pred["batch"], s.mean_prompt_tokens),
               "predicted_tpot_ms": 1e3 * pred["tpot_s"],
               "predicted_speedup": pred["baseline_tpot_s"] / pred["tpot_s"]}

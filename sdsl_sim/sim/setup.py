@@ -13,14 +13,15 @@ from functools import partial
 
 import numpy as np
 
-from ..analytic import alpha_from_sizes
+from ..analytic import alpha_from_expected_tokens, alpha_from_sizes, marginal_acceptance, tree_accept_from_length
 from ..costs import Deployment, check_memory, check_tp, kv_token_capacity
 from ..errors import InputError
 from ..hardware import load_gpu, load_runtime, scale_gpu
 from ..models import dtype_bytes, load_model, synthetic_model
+from ..speculation import HEADS, Shape, head_model
 from ..step import StepPricer
 from ..workload import load_trace, parse_length
-from .acceptance import BetaAcceptance, IidAcceptance, ProfileAcceptance
+from .acceptance import BetaAcceptance, IidAcceptance, NgramAcceptance, ProfileAcceptance, TreeAcceptance
 from .arrivals import poisson_instants
 from .engine import Scheduler, Workload
 from .policies import AdaptiveGamma, AutoGamma, FixedGamma, HeuristicGamma
@@ -29,10 +30,11 @@ from .timing import StepTimer
 
 @dataclass(frozen=True)
 class Resolved:
-    """What a scenario names, loaded: models.Model target and draft (None when not asked for), the
-    hardware.GPU with the what-if scales and memory reserve applied, the hardware.Runtime, the trace
-    (workload.Trace or None), the longest request in tokens (prompt + output), the [scheduler] table with
-    the runtime's defaults filled in, and the draft's tensor parallelism."""
+    """What a scenario names, loaded: models.Model target and draft (the draft checkpoint, or the head a
+    head method builds from the target; None when not asked for or for n-gram lookup), the hardware.GPU
+    with the what-if scales and memory reserve applied, the hardware.Runtime, the trace (workload.Trace or
+    None), the longest request in tokens (prompt + output), the [scheduler] table with the runtime's
+    defaults filled in, the draft's tensor parallelism and the speculation.Shape of an iteration."""
 
     target: object
     draft: object
@@ -42,6 +44,7 @@ class Resolved:
     longest_tokens: int
     scheduler: dict
     draft_tp: int
+    shape: Shape
 
 
 def max_gamma_of(decoding: dict) -> int:
@@ -62,13 +65,18 @@ def resolve(scenario, draft: bool = True) -> Resolved:
         except InputError as exc:
             raise InputError(f"{source}: key '{key}': {exc}") from None
 
-    m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
+    m, hw, wl, dec = cfg["model"], cfg["hardware"], cfg["workload"], cfg["decoding"]
+    method = dec["method"]
+    shape = Shape(method, None if dec["tree"] is None else tuple(dec["tree"]), dec["trigger_rate"] or 1.0)
     models = {}
-    for role in ("target", "draft") if draft else ("target",):
+    for role in ("target", "draft") if draft and method == "draft-model" else ("target",):
         params = m[f"{role}_params"]
         models[role] = (load(f"model.{role}_params", synthetic_model, params) if params is not None
                         else load(f"model.{role}", load_model, m[role]))
-    if draft and models["draft"].params >= models["target"].params:
+    if draft and method in HEADS:
+        models["draft"] = head_model(method, models["target"], heads=max_gamma_of(dec),
+                                     draft_vocab=dec["draft_vocab"] or 0)
+    if draft and method == "draft-model" and models["draft"].params >= models["target"].params:
         raise InputError(f"{source}: draft {models['draft'].name} ({models['draft'].params:.3g} params) must be "
                          f"smaller than target {models['target'].name} ({models['target'].params:.3g} params)")
     for key in ("weight_dtype", "kv_dtype"):
@@ -80,8 +88,8 @@ def resolve(scenario, draft: bool = True) -> Resolved:
     runtime = load("hardware.runtime", load_runtime,
                    gpu.default_runtime if hw["runtime"] is None else hw["runtime"])
     sched = scheduler_of(cfg, runtime, source)
-    draft_tp = draft_tp_of(hw, runtime)
-    if draft:
+    draft_tp = draft_tp_of(hw, runtime, method)
+    if draft and "draft" in models:
         load("hardware.draft_tp", check_tp, models["draft"], draft_tp)
     trace = None
     if wl["trace"] is not None:
@@ -94,12 +102,12 @@ def resolve(scenario, draft: bool = True) -> Resolved:
         prompt, output = _lengths(scenario)
         longest = prompt.max_tokens + output.max_tokens
     # One request at its longest, with the largest lookahead, in whole KV blocks when paged.
-    context = longest + (max_gamma_of(cfg["decoding"]) + 1 if draft else 1)
+    context = longest + (shape.slots(max_gamma_of(dec)) if draft else 1)
     if sched["kv_allocation"] == "paged":
         context = math.ceil(context / sched["block_size"]) * sched["block_size"]
     load("hardware.tp", check_memory, list(models.values()), gpu, batch=1, context=context, tp=hw["tp"],
          weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
-    return Resolved(models["target"], models.get("draft"), gpu, runtime, trace, longest, sched, draft_tp)
+    return Resolved(models["target"], models.get("draft"), gpu, runtime, trace, longest, sched, draft_tp, shape)
 
 
 def scheduler_of(cfg: dict, runtime, source: str) -> dict:
@@ -114,9 +122,12 @@ def scheduler_of(cfg: dict, runtime, source: str) -> dict:
     return sched
 
 
-def draft_tp_of(hw: dict, runtime) -> int:
+def draft_tp_of(hw: dict, runtime, method: str = "draft-model") -> int:
     """The draft's tensor parallelism: the scenario's `hardware.draft_tp`, else the runtime's policy
-    (vLLM V0 ran the draft at the target's tp; later engines give it its own, 1 by default)."""
+    (vLLM V0 ran the draft at the target's tp; later engines give it its own, 1 by default). A head
+    (EAGLE, Medusa, MTP) runs inside the target's model runner, at the target's tp."""
+    if method in HEADS:
+        return hw["tp"]
     if hw["draft_tp"] is not None:
         return hw["draft_tp"]
     return hw["tp"] if runtime.draft_tp == "target" else 1
@@ -138,7 +149,8 @@ class Setup:
     scheduler: Scheduler
     acceptance: object
     alpha: float
-    alpha_source: str  # "given", "sdsl-law" or "profile"
+    alpha_source: str  # "given", "sdsl-law", "profile", "tree_accept" or "acceptance_length"
+    acceptance_note: str  # how the acceptance inputs became the process (empty when used as given)
     make_policy: object  # () -> a fresh gamma policy (policies keep state within one run)
     max_gamma: int
     requests: int
@@ -146,18 +158,37 @@ class Setup:
     mean_output_tokens: float
 
 
-def _acceptance(cfg, target, draft):
+def _acceptance(cfg, target, draft) -> tuple:
+    """(process, alpha, alpha source, conversion note) from the [decoding] table (checked by scenario.py)."""
     m, dec = cfg["model"], cfg["decoding"]
+    length, note = dec["acceptance_length"], ""
+    if dec["tree"] is not None:
+        tree = tuple(dec["tree"])
+        if length is None:
+            marginal, source = marginal_acceptance(dec["tree_accept"], dec["tree_accept_kind"]), "tree_accept"
+        else:
+            conditional = tree_accept_from_length(tree, float(length))
+            marginal, source = marginal_acceptance(conditional), "acceptance_length"
+            note = (f"acceptance_length {length:g} -> tree_accept q(d, r) = a / r at every depth, a = "
+                    f"{conditional[0][0]:.6g} (Sequoia's power-law sibling profile scaled to give it)")
+        acceptance = TreeAcceptance(tree, tuple(marginal))
+        return acceptance, acceptance.mean_alpha, source, note
     if dec["acceptance"] == "profile":
-        acceptance = ProfileAcceptance(tuple(dec["prefix_probs"]))
-        return acceptance, acceptance.mean_alpha, "profile"
-    if dec["alpha"] is None:
-        alpha, source = float(alpha_from_sizes(draft.params, target.params, m["train_tokens"])), "sdsl-law"
+        acceptance, alpha, source = ProfileAcceptance(tuple(dec["prefix_probs"])), None, "profile"
     else:
-        alpha, source = float(dec["alpha"]), "given"
-    acceptance = (BetaAcceptance(alpha, float(dec["alpha_concentration"])) if dec["acceptance"] == "beta"
-                  else IidAcceptance(alpha))
-    return acceptance, alpha, source
+        if length is not None:
+            alpha, source = alpha_from_expected_tokens(float(length), dec["gamma"]), "acceptance_length"
+            note = (f"acceptance_length {length:g} at gamma {dec['gamma']} -> alpha {alpha:.6g} "
+                    "(Leviathan eq. 1: (1 - alpha^(gamma + 1)) / (1 - alpha) = L)")
+        elif dec["alpha"] is None:
+            alpha, source = float(alpha_from_sizes(draft.params, target.params, m["train_tokens"])), "sdsl-law"
+        else:
+            alpha, source = float(dec["alpha"]), "given"
+        acceptance = (BetaAcceptance(alpha, float(dec["alpha_concentration"])) if dec["acceptance"] == "beta"
+                      else IidAcceptance(alpha))
+    if dec["method"] == "ngram":
+        acceptance = NgramAcceptance(acceptance, dec["trigger_rate"] or 1.0)
+    return acceptance, acceptance.mean_alpha if alpha is None else alpha, source, note
 
 
 def setup(scenario) -> Setup:
@@ -167,19 +198,22 @@ def setup(scenario) -> Setup:
     sched = parts.scheduler
     dtypes = dict(weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
     target = Deployment.of(parts.target, parts.gpu, tp=hw["tp"], runtime=parts.runtime, **dtypes)
-    draft = Deployment.of(parts.draft, parts.gpu, tp=parts.draft_tp, runtime=parts.runtime.for_draft(),
-                          **dtypes)
+    draft = None
+    if parts.draft is not None:  # a head runs in the target's runner: its graphs, not the draft's setting
+        runtime = parts.runtime.for_draft() if dec["method"] == "draft-model" else parts.runtime
+        draft = Deployment.of(parts.draft, parts.gpu, tp=parts.draft_tp, runtime=runtime, **dtypes)
     max_gamma = max_gamma_of(dec)
-    max_context = parts.longest_tokens + max_gamma + 1
-    timer = StepTimer(StepPricer.of(target, draft), max_context=max_context)
+    max_context = parts.longest_tokens + parts.shape.slots(max_gamma)
+    timer = StepTimer(StepPricer.of(target, draft, parts.shape), max_context=max_context)
     base_timer = StepTimer(StepPricer.of(target), max_context=max_context)
-    capacity = kv_token_capacity([parts.target, parts.draft], parts.gpu, tp=hw["tp"], **dtypes)
+    drafters = [] if parts.draft is None else [parts.draft]
+    capacity = kv_token_capacity([parts.target, *drafters], parts.gpu, tp=hw["tp"], **dtypes)
     base_capacity = kv_token_capacity([parts.target], parts.gpu, tp=hw["tp"], **dtypes)
     scheduler = Scheduler(chunked_prefill=sched["chunked_prefill"],
                           max_num_batched_tokens=sched["max_num_batched_tokens"],
                           kv_allocation=sched["kv_allocation"], block_size=sched["block_size"],
                           disable_above_batch=dec["disable_above_batch"])
-    acceptance, alpha, source = _acceptance(cfg, parts.target, parts.draft)
+    acceptance, alpha, source, note = _acceptance(cfg, parts.target, parts.draft)
     if dec["gamma"] == "auto":
         make_policy = partial(AutoGamma, timer, acceptance, max_gamma)
     elif dec["gamma"] == "heuristic":
@@ -197,7 +231,7 @@ def setup(scenario) -> Setup:
         requests = wl["requests"]
         mean_prompt, mean_output = (dist.mean_tokens for dist in _lengths(scenario))
     return Setup(scenario, parts, target, draft, timer, base_timer, float(capacity), float(base_capacity),
-                 scheduler, acceptance, alpha, source, make_policy, max_gamma, requests, mean_prompt, mean_output)
+                 scheduler, acceptance, alpha, source, note, make_policy, max_gamma, requests, mean_prompt, mean_output)
 
 
 def draw_workloads(s: Setup, arrivals_rng, lengths_rng) -> tuple:

@@ -28,6 +28,10 @@ class StepTimer:
     def has_draft(self) -> bool:
         return self.pricer.has_draft
 
+    def slots(self, gamma: int) -> int:
+        """Tokens (and KV slots) per sequence of a verification at lookahead gamma (`speculation.Shape`)."""
+        return self.pricer.shape.slots(gamma)
+
     def index(self, context):
         """Table index of a context (scalar or array), rounded to the nearest grid point."""
         return (np.asarray(context) / self.quantum + 0.5).astype(np.int64)
