@@ -84,11 +84,6 @@ class Shape:
         if self.tree is not None and self.tree == tuple(range(-1, len(self.tree) - 1)):
             object.__setattr__(self, "tree", None)
 
-    @property
-    def depth(self) -> int | None:
-        """The tree's depth (None for a chain, whose depth is the lookahead)."""
-        return None if self.tree is None else int(node_depths(self.tree).max())
-
     def _nodes_within(self, top: int) -> np.ndarray:
         """Nodes of depth <= g for g = 0..top (a chain: g)."""
         if self.tree is None:
