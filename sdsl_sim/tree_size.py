@@ -15,9 +15,9 @@ budget; on a real GPU the tree shrinks as batch x (n + 1) turns verification com
 
 from dataclasses import dataclass
 
-import numpy as np
 
-from .analytic import best_trees, node_depths
+from .analytic import best_trees, node_depths, rank_profile_for
+from .errors import InputError
 from .step import StepPricer
 from .speculation import Shape
 
@@ -67,23 +67,11 @@ def pricer_for(target, drafter):
 
 
 def tree_accept_for_budget(length: float, max_nodes: int, max_depth: int) -> list:
-    """The conditional profile q(d, r) = a / r (the default positional profile of
-    `analytic.tree_accept_from_length`) scaled so that the best tree of `max_nodes` nodes and depth
-    <= max_depth yields `length` tokens per iteration: an engine reporting its mean acceptance length for
-    a dynamic tree of that budget (SGLang's num_steps and num_draft_tokens), siblings ranked up to TOP_K.
-    InputError unless
-    1 < length < max_depth + 1."""
-    from .errors import InputError
-
+    """The conditional profile q(d, r) = a / r (`analytic.rank_profile_for`) scaled so that the best tree of
+    `max_nodes` nodes and depth <= max_depth yields `length` tokens per iteration: an engine reporting its
+    mean acceptance length for a dynamic tree of that budget (SGLang's num_steps and num_draft_tokens),
+    siblings ranked up to TOP_K. InputError unless 1 < length < max_depth + 1."""
     if not 1.0 < length < max_depth + 1:
         raise InputError(f"acceptance_length {length!r}: expected a value strictly between 1 and {max_depth + 1}")
-    ranks = np.arange(1, min(max_nodes, TOP_K) + 1)
-
-    def profile(a):
-        return [list(a / ranks)] * max_depth
-
-    lo, hi = 0.0, 1.0
-    for _ in range(60):  # the best tree's F rises with a
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if best_trees(profile(mid), max_nodes, max_depth)[-1][1] < length else (lo, mid)
-    return profile(0.5 * (lo + hi))
+    return rank_profile_for(length, max_depth, min(max_nodes, TOP_K),
+                            lambda profile: best_trees(profile, max_nodes, max_depth)[-1][1])

@@ -239,3 +239,6 @@ def test_tree_command_keys_and_bad_profile(capsys):
     assert main(argv[:-3] + ["--tree-accept", "[[0.6, 1.5]]", "--json"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "(0, 1)" in err
+    assert main(argv + ["--max-depth", "4"]) == 2  # deeper than the acceptance given: refused, not clipped
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--max-depth 4" in err

@@ -53,6 +53,7 @@ from .trees import (
     node_depths,
     node_ranks,
     path_probabilities,
+    rank_profile_for,
     tree_accept_from_length,
     tree_from_choices,
     tree_from_shape,

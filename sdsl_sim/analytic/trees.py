@@ -161,27 +161,33 @@ def cut_tree(tree, depth: int) -> tuple:
     return tuple(int(-1 if p < 0 else new[p]) for p, k in zip(tree, keep) if k)
 
 
-# Default positional profile for a tree given only its mean acceptance length (`tree_accept_from_length`):
-# the rank-r child's conditional acceptance a / r at every depth, Sequoia's power-law sibling rejection
-# with exponent 1 (Chen et al. 2024, s.3.2: r_k <= 1 / k^b), scaled by a.
-def tree_accept_from_length(tree, length: float) -> list:
-    """Conditional acceptance [[a / r for each rank r] per depth] whose F(T) equals `length` (mean tokens
-    per iteration, bonus included; vLLM's mean acceptance length); InputError unless 1 < length < depth + 1."""
-    tree = check_tree(tree)
-    depth, width = int(node_depths(tree).max()), int(node_ranks(tree).max())
-    if not 1.0 < length < depth + 1:
-        raise InputError(f"acceptance_length {length!r}: a tree of depth {depth} yields between 1 and {depth + 1} "
-                         "tokens per iteration; expected a value strictly between")
+# Default positional profile for a tree given only its mean acceptance length: the rank-r child's
+# conditional acceptance a / r at every depth, Sequoia's power-law sibling rejection with exponent 1
+# (Chen et al. 2024, s.3.2: r_k <= 1 / k^b), scaled by a.
+def rank_profile_for(length: float, depth: int, width: int, tokens_of) -> list:
+    """[[a / r for r = 1..width]] * depth with `tokens_of(profile)` = length, a found by bisection to double
+    precision (tokens_of must rise with a; the caller checks that length is reachable)."""
     ranks = np.arange(1, width + 1)
 
     def profile(a):
         return [list(a / ranks)] * depth
 
     lo, hi = 0.0, 1.0
-    for _ in range(80):  # F(T) rises monotonically with a: bisection to double precision
+    for _ in range(60):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if expected_tokens_tree(tree, profile(mid)) < length else (lo, mid)
+        lo, hi = (mid, hi) if tokens_of(profile(mid)) < length else (lo, mid)
     return profile(0.5 * (lo + hi))
+
+
+def tree_accept_from_length(tree, length: float) -> list:
+    """Conditional acceptance (`rank_profile_for`) whose F(T) equals `length` (mean tokens per iteration,
+    bonus included; vLLM's mean acceptance length); InputError unless 1 < length < depth + 1."""
+    tree = check_tree(tree)
+    depth, width = int(node_depths(tree).max()), int(node_ranks(tree).max())
+    if not 1.0 < length < depth + 1:
+        raise InputError(f"acceptance_length {length!r}: a tree of depth {depth} yields between 1 and {depth + 1} "
+                         "tokens per iteration; expected a value strictly between")
+    return rank_profile_for(length, depth, width, lambda profile: expected_tokens_tree(tree, profile))
 
 
 def best_trees(tree_accept, max_nodes: int, max_depth: int, kind: str = "conditional") -> list:

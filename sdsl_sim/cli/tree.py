@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..units import BATCH, CONTEXT, GAMMA, TP, TREE_NODES, count_range
+from ..units import BATCH, CONTEXT, GAMMA, MAX_DIM, TP, TREE_NODES, count_range
 from . import add_json_flag, int_type, text_type
 
 
@@ -38,7 +38,10 @@ def tree(args) -> dict:
 
     accept = parse_tree_accept(args.tree_accept)
     marginal_acceptance(accept, args.tree_accept_kind)  # one error line for a bad profile, before any pricing
-    depth = len(accept) if args.max_depth is None else min(args.max_depth, len(accept))
+    if args.max_depth is not None and args.max_depth > len(accept):
+        raise InputError(f"tree --max-depth {args.max_depth}: --tree-accept gives {len(accept)} depths; expected "
+                         f"at most {len(accept)} (or acceptance for every depth)")
+    depth = len(accept) if args.max_depth is None else args.max_depth
     target = load_model(args.target)
     gpu = load_gpu(args.hardware)
     runtime = load_runtime(gpu.default_runtime if args.runtime is None else args.runtime)
@@ -84,7 +87,7 @@ def register(subparsers) -> None:
     p.add_argument("--method", default="eagle", choices=("draft-model", *HEADS),
                    help="what drafts the tree (default eagle: an EAGLE-3 head built from the target)")
     p.add_argument("--draft", type=text_type, help="the draft checkpoint of --method draft-model")
-    p.add_argument("--draft-vocab", type=int_type(count_range(1 << 24, "MAX_DIM")),
+    p.add_argument("--draft-vocab", type=int_type(count_range(MAX_DIM, "MAX_DIM")),
                    help="eagle: the head's reduced vocabulary (EAGLE-3: 32000; default the target's)")
     p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the target (default 1)")
     p.add_argument("--batch", type=int_type(BATCH), default=1, help="sequences decoded together (default 1)")
