@@ -9,7 +9,7 @@ norm/rotary/activation/residual kernels, LM head, all-reduces) costs
     max(overlap(t_mem, t_comp),  kernel floor),   overlap(a, b) = (a^p + b^p)^(1/p)
 
 with t_mem = bytes / (bandwidth x bw_eff(bytes)) and t_comp = FLOPs / (peak x flops_eff_max x fill), where
-fill is the wave quantisation of the GEMM's output tiles over the GPU's SMs (`gemm_flops_efficiency`)
+fill is the tile and wave quantisation of the GEMM's output tiles over the GPU's SMs (`gemm_flops_efficiency`)
 and p the profile's overlap exponent: near the ridge a kernel is slower than either bound, far from it
 the larger bound alone sets its time, so a GEMM whose arithmetic intensity is far below the ridge stays
 memory-bound under any what-if scaling. The per-GPU parameters and the micro-benchmarks they reproduce
@@ -323,12 +323,21 @@ def wave_fill(sm_count, tiles):
     return tiles / (_ceil(tiles / sm_count) * sm_count)
 
 
+def row_fill(rows, tile_rows):
+    """Fraction of the rows its row tiles compute that a GEMM of `rows` rows uses: rows / (ceil(rows /
+    tile_rows) x min(rows, tile_rows)). Up to one tile the kernel's tile fits the rows (small-M kernel
+    configurations); beyond it every row tile costs a whole tile, so the time never falls as rows grow."""
+    return rows / (_ceil(rows / tile_rows) * np.minimum(rows, tile_rows))
+
+
 def gemm_flops_efficiency(gpu: GPU, rows, n, weight_dtype="bf16"):
     """Achieved fraction of peak FLOP/s of a GEMM with `rows` = batch x tokens and output width `n`:
-    the best measured large matmul's fraction x the wave fill of its ceil(rows / gemm_tile_rows) x
-    ceil(n / gemm_tile_cols) output tiles over the GPU's SMs (tile and wave quantisation). Broadcasts."""
+    the best measured large matmul's fraction x the row fill of its gemm_tile_rows-row tiles x the wave
+    fill of its ceil(rows / gemm_tile_rows) x ceil(n / gemm_tile_cols) output tiles over the GPU's SMs
+    (tile and wave quantisation). Broadcasts."""
     tiles = _ceil(rows / gpu.gemm_tile_rows) * _ceil(n / gpu.gemm_tile_cols)
-    return _gemm_rates(gpu, weight_dtype)[1] * wave_fill(gpu.sm_count, tiles)
+    return (_gemm_rates(gpu, weight_dtype)[1] * row_fill(rows, gpu.gemm_tile_rows)
+            * wave_fill(gpu.sm_count, tiles))
 
 
 def overlap_s(t_mem, t_comp, p):
@@ -364,14 +373,17 @@ def _terms(p: _Plan, work: "PassWork"):
     bw, bw_max, bw_half, bw_p = p.hbm_bytes_per_s, p.bw_max, p.bw_half_bytes, p.bw_p
     sm = p.sm_count
     row_tiles = -(-m // p.tile_rows)  # ceil, for floats and arrays alike
+    tile_m = np.minimum(m, p.tile_rows)  # rows one row tile computes (row_fill)
+    logit_tiles, logit_tile_m = -(-work.logits // p.tile_rows), np.minimum(work.logits, p.tile_rows)
     gemm_bw, gemm_rate = bw * p.gemm_bw_factor, p.gemm_flop_per_s * p.gemm_f_max
     out = []
-    for op in p.ops:  # wave_fill and gemm_time_s, written out: this is the simulator's hot loop
-        rows, tiles = (work.logits, -(-work.logits // p.tile_rows)) if op.cls == "lm_head" else (m, row_tiles)
+    for op in p.ops:  # row_fill, wave_fill and gemm_time_s, written out: this is the simulator's hot loop
+        rows, tiles, rows_per_tile = ((work.logits, logit_tiles, logit_tile_m) if op.cls == "lm_head"
+                                      else (m, row_tiles, tile_m))
         nbytes = op.weight_bytes + ACT_BYTES * rows * (op.k + op.n)
         t_mem = nbytes / (gemm_bw * eff(bw_max, bw_half, nbytes, bw_p))
-        tiles = tiles * op.col_tiles
-        t_comp = 2.0 * rows * op.k * op.n * (-(-tiles // sm) * sm) / (gemm_rate * tiles)
+        waves = -(-(tiles * op.col_tiles) // sm)
+        t_comp = 2.0 * rows_per_tile * op.k * op.n * waves * sm / (gemm_rate * op.col_tiles)
         out.append((op.cls, op.count, t_mem, t_comp, p.floor_s))
     nbytes = LOGIT_BYTES * work.logits * p.vocab_size
     out.append(("sampling", p.sampling_kernels, nbytes / (bw * eff(bw_max, bw_half, nbytes, bw_p)), 0.0, p.floor_s))
@@ -380,7 +392,7 @@ def _terms(p: _Plan, work: "PassWork"):
     # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs, in blocks of
     # query rows per head (FlashAttention's grid) waving over the SMs like a GEMM's tiles. Sliding-window
     # layers see at most the window.
-    fill = wave_fill(p.sm_count, row_tiles * p.heads_gpu)
+    fill = row_fill(m, p.tile_rows) * wave_fill(p.sm_count, row_tiles * p.heads_gpu)
     attn_rate = p.attn_flop_per_s * p.f_max * fill
     act = ACT_BYTES * m * p.heads_gpu * p.attn_width
     layers = ((p.n_layers - p.window_layers, work.kv_tokens, work.attention_pairs),
@@ -416,8 +428,8 @@ def _expert_terms(p: _Plan, m):
     for k, n, col_tiles, expert_bytes in moe.gemms:
         nbytes = touched * expert_bytes + ACT_BYTES * routed * (k + n)
         t_mem = nbytes / (gemm_bw * eff(p.bw_max, p.bw_half_bytes, nbytes, p.bw_p))
-        tiles = touched * -(-rows_each // p.tile_rows) * col_tiles
-        t_comp = 2.0 * routed * k * n * (-(-tiles // sm) * sm) / (rate * tiles)
+        waves = -(-(touched * -(-rows_each // p.tile_rows) * col_tiles) // sm)
+        t_comp = 2.0 * np.minimum(rows_each, p.tile_rows) * k * n * waves * sm / (rate * col_tiles)
         out.append(("experts", moe.layers, t_mem, t_comp, p.floor_s))
     nbytes = 2.0 * ACT_BYTES * routed * p.hidden_size
     t_mem = nbytes / (p.hbm_bytes_per_s * eff(p.bw_max, p.bw_half_bytes, nbytes, p.bw_p))

@@ -129,18 +129,17 @@ def test_a_64_node_tree_verifies_for_less_than_1_2_one_token_passes_at_batch_1(l
 
 
 def test_the_best_tree_shrinks_as_the_batch_grows_in_the_study_data():
-    """The which-speculation page's best trees: from batch 1 to 256 the node count falls at least eight-fold
-    and its rank correlation with batch is strongly negative. Strict monotonicity is NOT asserted: it does
-    not hold (the page lists the rises, from the GEMM model's wave quantisation)."""
-    from scipy.stats import kendalltau
-
+    """The which-speculation page's best trees: from batch 1 to 256 the node count never rises and falls at
+    least eight-fold (the issue's done-when; it rose at three batches while a second GEMM row tile was
+    priced by its used rows only, see costs.row_fill)."""
     table = pd.read_csv(Path(__file__).resolve().parents[1] / "reports" / "which-speculation" / "which_speculation.csv")
     trees = table[table.method == "EAGLE-3 best tree"]
+    assert trees.groupby(["target", "gpu"]).ngroups >= 4
     for _, g in trees.groupby(["target", "gpu"]):
         g = g.sort_values("batch")
         assert g.batch.iloc[0] == 1 and g.batch.iloc[-1] == 256
+        assert np.all(np.diff(g.tree_nodes) <= 0)
         assert g.tree_nodes.iloc[-1] * 8 <= g.tree_nodes.iloc[0]
-        assert kendalltau(g.batch, g.tree_nodes).statistic <= -0.8
 
 
 def test_tree_steps_draft_level_by_level_and_medusa_in_one_pass(llama8b_h100):

@@ -90,3 +90,8 @@ REVISION_FIDELITY = ("**Revision (pass-model fidelity).** GEMM compute is now pr
                      "reproduces are in `hardware_profiles/SOURCES.md`); fp8 GEMMs have their own efficiency; the "
                      "LM head runs only for rows that need logits (one per prompt chunk); sampling reads fp32 "
                      "logits. ")
+# The row-tile revision: every page whose passes exceed one GEMM row tile moved with it.
+REVISION_ROW_TILES = ("**Revision (whole row tiles).** A GEMM (and attention) of more rows than one tile now pays "
+                      "a whole tile for every row tile, its partial last one included (`costs.row_fill`); before, "
+                      "a partial tile cost only its used rows, so 320 rows could price below 256. Passes up to "
+                      "one tile (256 rows on every GPU profile) are unchanged. ")
