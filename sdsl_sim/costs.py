@@ -323,11 +323,16 @@ def wave_fill(sm_count, tiles):
     return tiles / (_ceil(tiles / sm_count) * sm_count)
 
 
+def _min(x, bound):
+    """min for floats and arrays alike (numpy's on a float returns a numpy scalar, slow in the hot loop)."""
+    return np.minimum(x, bound) if isinstance(x, np.ndarray) else min(x, bound)
+
+
 def row_fill(rows, tile_rows):
     """Fraction of the rows its row tiles compute that a GEMM of `rows` rows uses: rows / (ceil(rows /
     tile_rows) x min(rows, tile_rows)). Up to one tile the kernel's tile fits the rows (small-M kernel
     configurations); beyond it every row tile costs a whole tile, so the time never falls as rows grow."""
-    return rows / (_ceil(rows / tile_rows) * np.minimum(rows, tile_rows))
+    return rows / (_ceil(rows / tile_rows) * _min(rows, tile_rows))
 
 
 def gemm_flops_efficiency(gpu: GPU, rows, n, weight_dtype="bf16"):
@@ -373,8 +378,8 @@ def _terms(p: _Plan, work: "PassWork"):
     bw, bw_max, bw_half, bw_p = p.hbm_bytes_per_s, p.bw_max, p.bw_half_bytes, p.bw_p
     sm = p.sm_count
     row_tiles = -(-m // p.tile_rows)  # ceil, for floats and arrays alike
-    tile_m = np.minimum(m, p.tile_rows)  # rows one row tile computes (row_fill)
-    logit_tiles, logit_tile_m = -(-work.logits // p.tile_rows), np.minimum(work.logits, p.tile_rows)
+    tile_m = _min(m, p.tile_rows)  # rows one row tile computes (row_fill)
+    logit_tiles, logit_tile_m = -(-work.logits // p.tile_rows), _min(work.logits, p.tile_rows)
     gemm_bw, gemm_rate = bw * p.gemm_bw_factor, p.gemm_flop_per_s * p.gemm_f_max
     out = []
     for op in p.ops:  # row_fill, wave_fill and gemm_time_s, written out: this is the simulator's hot loop
@@ -392,7 +397,7 @@ def _terms(p: _Plan, work: "PassWork"):
     # Attention: read K and V of all context + new tokens, write the new ones; causal FLOPs, in blocks of
     # query rows per head (FlashAttention's grid) waving over the SMs like a GEMM's tiles. Sliding-window
     # layers see at most the window.
-    fill = row_fill(m, p.tile_rows) * wave_fill(p.sm_count, row_tiles * p.heads_gpu)
+    fill = m / (row_tiles * tile_m) * wave_fill(p.sm_count, row_tiles * p.heads_gpu)  # row_fill x wave_fill
     attn_rate = p.attn_flop_per_s * p.f_max * fill
     act = ACT_BYTES * m * p.heads_gpu * p.attn_width
     layers = ((p.n_layers - p.window_layers, work.kv_tokens, work.attention_pairs),
@@ -429,7 +434,7 @@ def _expert_terms(p: _Plan, m):
         nbytes = touched * expert_bytes + ACT_BYTES * routed * (k + n)
         t_mem = nbytes / (gemm_bw * eff(p.bw_max, p.bw_half_bytes, nbytes, p.bw_p))
         waves = -(-(touched * -(-rows_each // p.tile_rows) * col_tiles) // sm)
-        t_comp = 2.0 * np.minimum(rows_each, p.tile_rows) * k * n * waves * sm / (rate * col_tiles)
+        t_comp = 2.0 * _min(rows_each, p.tile_rows) * k * n * waves * sm / (rate * col_tiles)
         out.append(("experts", moe.layers, t_mem, t_comp, p.floor_s))
     nbytes = 2.0 * ACT_BYTES * routed * p.hidden_size
     t_mem = nbytes / (p.hbm_bytes_per_s * eff(p.bw_max, p.bw_half_bytes, nbytes, p.bw_p))
