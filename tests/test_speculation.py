@@ -142,6 +142,21 @@ def test_the_best_tree_shrinks_as_the_batch_grows_in_the_study_data():
         assert g.tree_nodes.iloc[-1] * 8 <= g.tree_nodes.iloc[0]
 
 
+def test_the_moe_target_pays_for_its_expert_union_in_the_study_data():
+    """Issue 14 item 5: which-speculation has an MoE target. Its MTP verification of 2 tokens reads more
+    distinct experts than a plain step until the batch touches every expert, so its speedup dips at medium
+    batch and recovers; on the dense targets the same head's speedup stays flat to batch 32."""
+    table = pd.read_csv(Path(__file__).resolve().parents[1] / "reports" / "which-speculation" / "which_speculation.csv")
+    mtp = table[table.method == "MTP heads"]
+    assert "deepseek-v3" in set(mtp.target)
+    for (target, _), g in mtp.groupby(["target", "gpu"]):
+        speedup = g.sort_values("batch").speedup_vs_autoregressive.to_numpy()
+        if target == "deepseek-v3":
+            assert speedup.min() < 0.9 * speedup[0] and speedup.min() < 0.9 * speedup[-1]
+        else:
+            assert np.all(speedup[:6] > 0.95 * speedup[0])  # batch 1..32: memory-bound, no union to pay
+
+
 def test_tree_steps_draft_level_by_level_and_medusa_in_one_pass(llama8b_h100):
     served, head = llama8b_h100
     tree = tree_from_shape([3, 2])  # levels of 3 and 6 nodes
