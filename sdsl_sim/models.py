@@ -1,18 +1,22 @@
-"""Transformer architectures: the model catalog (`data/models.toml`) and synthetic models by size.
+"""Transformer architectures: the model catalog (`data/models.toml`), model files and synthetic models by size.
 
 A `Model` holds only the shape facts the cost model needs (layers, widths, heads, FFN type, vocab,
 tied embeddings, biases); its parameter count is computed from them, never typed in, so the catalog
 can be checked against published sizes. `synthetic_model(params)` builds a Llama-shaped model of a
-requested size for sweeps over draft size.
+requested size for sweeps over draft size. `load_model` also reads a model from a file: a Hugging Face
+config.json (translated by `hf_config`) or a TOML file of one catalog entry's keys.
 """
 
 import difflib
+import json
 import math
 import tomllib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
+from pathlib import Path
 
+from . import hf_config
 from .errors import InputError
 from .units import MAX_DIM, MAX_PARAMS
 
@@ -241,8 +245,8 @@ class Model:
         return self.mtp_layers * (2 * h * h + 3 * h + layer)
 
 
-def _validate(name: str, entry: dict) -> Model:
-    label = f"sdsl_sim/data/models.toml: [{name}]"
+def _validate(name: str, entry: dict, label: str | None = None) -> Model:
+    label = label or f"sdsl_sim/data/models.toml: [{name}]"
     for key in entry:
         if key not in _REQUIRED and key not in _OPTIONAL:
             raise InputError(f"{label}: key {key!r} unknown; expected one of {', '.join([*_REQUIRED, *_OPTIONAL])}")
@@ -309,18 +313,55 @@ def list_models() -> list[str]:
     return list(_catalog())
 
 
+MODEL_FILE_SUFFIXES = (".json", ".toml")  # a model named so is a file: a config.json or a model TOML
+
+
 def load_model(name: str) -> Model:
-    """A catalog model by name, or `synthetic-<size>` (e.g. `synthetic-277M`) for a synthetic one."""
+    """A catalog model by name, `synthetic-<size>` (e.g. `synthetic-277M`) for a synthetic one, or a file by
+    path: `*.json` a Hugging Face config.json, `*.toml` one model in the catalog's keys (named by its path)."""
     catalog = _catalog()
     if name in catalog:
         return catalog[name]
+    if str(name).endswith(MODEL_FILE_SUFFIXES):
+        return load_model_file(str(name))
     if str(name).startswith("synthetic-"):
         from .units import parse_count
 
         return synthetic_model(parse_count(name[len("synthetic-"):], "synthetic model size"))
     close = difflib.get_close_matches(str(name), list(catalog), n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else "see `sdsl-sim list models`, or use synthetic-<size> (e.g. synthetic-277M)"
+    hint = (f"did you mean {', '.join(close)}?" if close else "see `sdsl-sim list models`, use synthetic-<size> "
+            "(e.g. synthetic-277M), or a config.json or model .toml path")
     raise InputError(f"unknown model {name!r}; {hint}")
+
+
+def load_model_file(path: str) -> Model:
+    """The model of a config.json or model TOML file at `path`; InputError naming the path if it is missing,
+    unreadable or not a valid model."""
+    try:
+        if not Path(path).is_file():
+            raise InputError(f"model file {path!r} not found; expected a Hugging Face config.json or a model .toml")
+        raw = Path(path).read_bytes()
+    except OSError as exc:  # a name too long, a folder without permission
+        raise InputError(f"model file {path!r} cannot be read ({exc.strerror})") from None
+    return _model_from_bytes(path, raw)
+
+
+# Cached by the file's bytes (read afresh every load, so an edited file is never served stale): a sweep
+# resolves every point's scenario.
+@lru_cache(maxsize=256)
+def _model_from_bytes(path: str, raw: bytes) -> Model:
+    try:
+        text = raw.decode("utf-8")
+        table = json.loads(text) if path.endswith(".json") else tomllib.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        kind = "JSON" if path.endswith(".json") else "TOML"
+        raise InputError(f"{path}: not valid {kind} ({exc})") from None
+    if path.endswith(".json"):
+        return _validate(path, hf_config.catalog_entry(table, path), label=f"{path} (as catalog keys)")
+    # A table pasted from models.toml with its [name] header is the same entry.
+    if len(table) == 1 and isinstance(next(iter(table.values())), dict):
+        table = next(iter(table.values()))
+    return _validate(path, table, label=path)
 
 
 def _size_label(params: float) -> str:

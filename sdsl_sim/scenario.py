@@ -9,9 +9,10 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
                               #   (expected-value prediction from the same pass costs, no randomness)
     seed = 0                  # used by `sdsl-sim run` when --seed is not given; in [0, MAX_SEED = 2**63 - 1]
     [model]
-    target = "llama-3.1-70b"  # catalog name (or "synthetic-70B"); or target_params = 70e9 / "70B" (synthetic,
-                              #   in [1, MAX_PARAMS = 1e15])
-    draft = "llama-3.2-1b"    # catalog name; or draft_params = 277e6 / "277M" (synthetic)
+    target = "llama-3.1-70b"  # catalog name (or "synthetic-70B"), or a model file: a Hugging Face config.json
+                              #   or a .toml of one catalog entry's keys, relative to this file; or
+                              #   target_params = 70e9 / "70B" (synthetic, in [1, MAX_PARAMS = 1e15])
+    draft = "llama-3.2-1b"    # the same forms; or draft_params = 277e6 / "277M" (synthetic)
     train_tokens = 1e13       # D of the SDSL alpha law, used when [decoding] alpha is absent; in
                               #   [1, MAX_TRAIN_TOKENS = 1e18]
     weight_dtype = "bf16"     # bf16 | fp16 | fp8 | int8 | int4 | fp4 (NVFP4) | mxfp4
@@ -114,6 +115,7 @@ from .analytic.trees import (
     tree_from_shape,
 )
 from .errors import InputError
+from .models import MODEL_FILE_SUFFIXES
 from .speculation import METHODS
 from .tomlfile import read_toml
 from .units import (
@@ -267,8 +269,8 @@ SWEEP_TABLES = ("base", "axes", "zip")  # tables only a sweep file has (sweep.py
 
 def scenario_from_dict(data: dict, source: str = "<dict>", base_dir=None) -> Scenario:
     """Validate a nested scenario dict (as read from TOML); errors name `source` and the key.
-    base_dir: the folder a relative `workload.trace` path is read from (default: the working folder);
-    the config holds the trace's absolute path."""
+    base_dir: the folder a relative `workload.trace` or model file path (model.target, model.draft ending
+    in .json or .toml) is read from (default: the working folder); the config holds the absolute path."""
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a table of {', '.join(SCHEMA)}")
     config = {table: {key: copy.deepcopy(spec[2]) for key, spec in keys.items()} for table, keys in SCHEMA.items()}
@@ -306,6 +308,8 @@ def _check_relations(config, data, source, base_dir):
                                                   PARAMS)
             if role not in data.get("model", {}):
                 model[role] = None  # the size overrides the default catalog model
+        if isinstance(model[role], str) and model[role].endswith(MODEL_FILE_SUFFIXES):
+            model[role] = _absolute(model[role], base_dir)
     model["train_tokens"] = parse_count(model["train_tokens"], f"{source}: key 'model.train_tokens'", TRAIN_TOKENS)
     gamma = dec["gamma"]
     if isinstance(gamma, str) and gamma not in GAMMA_POLICIES or isinstance(gamma, int) and not GAMMA.contains(gamma):
@@ -334,9 +338,14 @@ def _check_relations(config, data, source, base_dir):
             if key in given and given[key] != SCHEMA["workload"][key][2]:
                 raise InputError(f"{source}: key 'workload.{key}' given with a trace; expected the trace's own "
                                  "lengths and instants (remove the key)")
-        wl["trace"] = str((Path(base_dir) if base_dir is not None else Path.cwd()).joinpath(wl["trace"]).resolve())
+        wl["trace"] = _absolute(wl["trace"], base_dir)
     elif wl["requests"] is None:
         wl["requests"] = 16
+
+
+def _absolute(path: str, base_dir) -> str:
+    """`path` read from `base_dir` (a scenario file's folder; default the working folder), made absolute."""
+    return str((Path(base_dir) if base_dir is not None else Path.cwd()).joinpath(path).resolve())
 
 
 def parse_tree(value, where: str) -> list:

@@ -4,6 +4,7 @@ measured passes) and `sdsl-sim list hardware|models|runtimes`."""
 import numpy as np
 
 from ..costs import Deployment, PassWork, check_memory, expert_weight_bytes, gemm_compute_rate, pass_cost
+from ..errors import InputError
 from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu, step_overhead_s
 from ..models import DTYPE_BYTES, list_models, load_model
 from ..scenario import SWEEP_TABLES, scenarios_dir
@@ -19,7 +20,8 @@ def register(subparsers) -> None:
         description="GPU time of one forward pass: BATCH sequences each adding TOKENS new tokens on top of "
         "CONTEXT cached ones (prefill: --tokens PROMPT --context 0). Host per-step costs are not included.",
     )
-    p.add_argument("--model", required=True, type=text_type, help="catalog name (see `sdsl-sim list models`) or synthetic-<size>")
+    p.add_argument("--model", required=True, type=text_type, help="catalog name (see `sdsl-sim list models`), "
+                   "synthetic-<size>, or a Hugging Face config.json or model .toml path")
     p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name (see `sdsl-sim list hardware`) or a .toml path")
     p.add_argument("--batch", type=int_type(BATCH), default=1, help="sequences in the pass (default 1)")
     p.add_argument("--tokens", type=int_type(TOKENS), default=1, help="new tokens per sequence (default 1)")
@@ -48,6 +50,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("list", help="list GPU profiles, runtime profiles, catalog models or the shipped "
                                            "scenario and sweep files")
     p.add_argument("what", choices=["hardware", "models", "runtimes", "scenarios"])
+    p.add_argument("--model", action="append", type=text_type, metavar="MODEL",
+                   help="with `models`: describe this model instead of the catalog (a name, synthetic-<size>, or a "
+                   "config.json or model .toml path, as it would be read); repeatable")
     add_json_flag(p)
     p.set_defaults(handler=list_things)
 
@@ -69,6 +74,7 @@ def latency(args) -> dict:
     deployment = Deployment.of(model, gpu, tp=args.tp, weight_dtype=args.dtype, kv_dtype=args.kv_dtype, runtime=runtime)
     return {
         "model": model.name,
+        "params_b": model.params / 1e9,
         "hardware": gpu.name,
         **shape,
         "dtype": args.dtype,
@@ -87,7 +93,7 @@ def latency(args) -> dict:
     }
 
 
-def _rows(what: str) -> list[dict]:
+def _rows(what: str, models: list[str] | None = None) -> list[dict]:
     if what == "hardware":
         rows = []
         for name in list_gpus():
@@ -108,7 +114,7 @@ def _rows(what: str) -> list[dict]:
         return [{"name": n, "cuda_graphs": r.cuda_graphs, "description": r.description}
                 for n, r in ((n, load_runtime(n)) for n in list_runtimes())]
     rows = []
-    for name in list_models():
+    for name in models or list_models():
         m = load_model(name)
         rows.append({
             "name": name,
@@ -135,7 +141,9 @@ def _scenario_row(path) -> dict:
 
 
 def list_things(args):
-    rows = _rows(args.what)
+    if args.model and args.what != "models":
+        raise InputError(f"list {args.what}: --model describes a model; expected `sdsl-sim list models --model MODEL`")
+    rows = _rows(args.what, args.model)
     if args.json:
         return {args.what: rows}
     cells = [[_cell(v) for v in row.values()] for row in rows]

@@ -27,7 +27,8 @@ def nstar(args) -> dict:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("nstar", help="TPOT-optimal draft size on a GPU beside the analytic N*")
-    p.add_argument("--target", type=text_type, help="target model name (see `sdsl-sim list models`)")
+    p.add_argument("--target", type=text_type, help="target model: a catalog name (see `sdsl-sim list models`), "
+                   "synthetic-<size>, or a config.json or model .toml path")
     p.add_argument("--target-params", type=count_type("target size"), metavar="M", help="synthetic target (70B)")
     p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name or TOML path")
     p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the target (default 1)")

@@ -210,10 +210,11 @@ def _ratios(text):
 
 def _add_pair_flags(p, alpha: bool = True) -> None:
     """The flags naming a target/draft pair on a GPU and its static batch (simulate, infer-alpha)."""
-    p.add_argument("--target", type=text_type, help="target model name (see `sdsl-sim list models`)")
+    p.add_argument("--target", type=text_type, help="target model: a catalog name (see `sdsl-sim list models`), "
+                   "synthetic-<size>, or a config.json or model .toml path")
     p.add_argument("--target-params", type=count_type("target size"), metavar="M",
                    help="synthetic target of M parameters (70B, 70e9)")
-    p.add_argument("--draft", type=text_type, help="draft model name")
+    p.add_argument("--draft", type=text_type, help="draft model, in the forms --target takes")
     p.add_argument("--draft-params", type=count_type("draft size"), metavar="N", help="synthetic draft (277M)")
     p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name or TOML path (e.g. h100-sxm, ideal)")
     p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the target (default 1)")

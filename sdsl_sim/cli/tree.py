@@ -77,7 +77,9 @@ def register(subparsers) -> None:
         "output token for a positional acceptance, with the verification and drafting of each width priced "
         "on the GPU. Example: sdsl-sim tree --target llama-3.1-8b --hardware h100-sxm "
         "--tree-accept '[[0.6, 0.2, 0.1], [0.6, 0.2], [0.6], [0.6]]' --batch 8 --json")
-    p.add_argument("--target", required=True, type=text_type, help="target model name (see `sdsl-sim list models`)")
+    p.add_argument("--target", required=True, type=text_type,
+                   help="target model: a catalog name (see `sdsl-sim list models`), synthetic-<size>, or a "
+                   "config.json or model .toml path")
     p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name or TOML path")
     p.add_argument("--tree-accept", required=True, type=text_type, metavar="FILE|LIST",
                    help="acceptance per depth and sibling rank: '[[q11, q12], [q21]]' or a TOML file with tree_accept")
