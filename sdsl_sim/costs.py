@@ -39,6 +39,7 @@ import numpy as np
 from .errors import InputError
 from .hardware import GPU, Runtime, load_runtime
 from .models import FP4_DTYPES, Model, dtype_bytes, kv_cache_row_bytes
+from .units import MAX_TP
 
 ACT_BYTES = 2.0  # activations stay bf16/fp16 whatever the weight dtype (weight-only quantisation)
 OP_CLASSES = ("qkv", "attention", "out_proj", "mlp", "experts", "norms_elementwise", "lm_head", "sampling", "allreduce")
@@ -607,6 +608,23 @@ def kv_token_capacity(models: Sequence[Model], gpu: GPU, *, tp=1, weight_dtype="
     if _unlimited(gpu):
         return math.inf
     return (offered - weights) / kv_per_token
+
+
+def fewest_tp(models: Sequence[Model], gpu: GPU, *, batch, context, weight_dtype="bf16", kv_dtype="bf16",
+              max_tp: int = MAX_TP) -> int:
+    """The fewest GPUs, a power of two dividing the first model's attention heads, whose memory holds the
+    weights of `models` and the KV cache of batch x context tokens (the tp a scenario that names none
+    runs at); `check_memory`'s error at the largest such tp when none does."""
+    tp, largest = 1, 1
+    while tp <= max_tp:
+        if models[0].n_heads % tp == 0:
+            largest = tp
+            if float(batch) * float(context) <= kv_token_capacity(models, gpu, tp=tp, weight_dtype=weight_dtype,
+                                                                  kv_dtype=kv_dtype):
+                return tp
+        tp *= 2
+    check_memory(models, gpu, batch=batch, context=context, tp=largest, weight_dtype=weight_dtype, kv_dtype=kv_dtype)
+    return largest
 
 
 def check_memory(models: Sequence[Model], gpu: GPU, *, batch, context, tp=1, weight_dtype="bf16", kv_dtype="bf16") -> None:

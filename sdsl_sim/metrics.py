@@ -1,26 +1,39 @@
 """Metrics of a simulation run: records -> DataFrames -> one flat summary; confidence intervals; parquet.
 
+Names. Keys follow vLLM's `vllm bench serve` result file (vllm/benchmarks/serve.py) wherever it has the
+quantity: completed, failed, duration (s), total_input_tokens, total_output_tokens, request_throughput,
+output_throughput, total_token_throughput, request_goodput, max_concurrent_requests, and for each latency
+metric M in ttft, tpot, itl, e2el: mean_M_ms, median_M_ms, std_M_ms (population standard deviation, as
+numpy's and vLLM's) and pNN_M_ms for the chosen percentiles (p99.9_M_ms for a non-integer one); the
+speculative counters as spec_decode_num_drafts, _draft_tokens, _accepted_tokens, _acceptance_rate (a
+percentage, as vLLM's), _acceptance_length and _per_position_acceptance_rates. The same statistics of the
+server-side queueing delay are named mean_queue_ms and so on. Our own keys (intervals, the run TPOT, the
+speedups, the per-token acceptance estimate, the time split) keep our names.
+
 Glossary (per request r with n_r output tokens; all times in seconds inside, `_ms` in summaries):
   TTFT_r = first_token_at - arrived_at (queueing + prefill)
-  TPOT_r = (finished_at - first_token_at) / (n_r - 1)          time per output token after the first
+  TPOT_r = (finished_at - first_token_at) / (n_r - 1)          time per output token after the first;
+           mean_tpot_ms etc. are over the requests with n_r > 1, as vLLM's
   ITL    = gaps between successive deliveries to one request; tokens delivered in the same iteration
-           arrive together and count as one delivery (so ITL ~ TPOT x tokens per iteration)
-  E2E_r  = finished_at - arrived_at
+           arrive together and count as one delivery (so ITL ~ TPOT x tokens per iteration), as a
+           streaming client sees them
+  E2EL_r = finished_at - arrived_at
   queue_r = admitted_at - arrived_at (waiting for a batch slot, KV blocks and step budget)
+  duration = last finish - first arrival; output_throughput = total_output_tokens / duration
   goodput = requests/s whose TTFT and TPOT both meet the [slo] objectives (DistServe; vLLM's
             `request_goodput`)
   tokens per iteration = tokens emitted per sequence per decode iteration (accepted + 1)
   acceptance_rate       = accepted / judged: the per-token acceptance estimate (the MLE of alpha under
                           i.i.d. acceptance; judged = accepted + one per rejection)
-  draft_acceptance_rate = accepted / proposed (vLLM's definition: gamma tokens proposed per sequence,
-                          the nodes of depth <= gamma for a tree)
   vLLM's speculative counters (`vllm:spec_decode_num_drafts`, `_num_draft_tokens`, `_num_accepted_tokens`,
-  `_num_accepted_tokens_per_pos`) as num_drafts (sequence-iterations that proposed: all that speculate,
-  but n-gram lookup without a match proposes nothing), num_draft_tokens, num_accepted_tokens;
-  mean_acceptance_length = 1 + num_accepted_tokens / num_drafts (vLLM's "Mean acceptance length", the bonus
+  `_num_accepted_tokens_per_pos`) as spec_decode_num_drafts (sequence-iterations that proposed: all that
+  speculate, but n-gram lookup without a match proposes nothing), spec_decode_draft_tokens (gamma tokens
+  per draft, the nodes of depth <= gamma for a tree), spec_decode_accepted_tokens;
+  spec_decode_acceptance_rate = 100 x accepted / draft tokens;
+  spec_decode_acceptance_length = 1 + accepted / num_drafts (vLLM's "Mean acceptance length", the bonus
   token included; over proposing iterations only, so an n-gram run's mean tokens per iteration is lower);
-  acceptance_rate_per_position[i] = drafts that accepted at least i + 1 tokens / num_drafts (for a tree,
-  whose accepted count is the accepted path's depth: the per-depth acceptance)
+  spec_decode_per_position_acceptance_rates[i] = drafts that accepted at least i + 1 tokens / num_drafts
+  (for a tree, whose accepted count is the accepted path's depth: the per-depth acceptance)
 Run-level TPOT is the token-weighted mean of TPOT_r: sum_r (finished - first) / sum_r (n_r - 1), which is
 the plain mean when every request has the same length. Its confidence interval uses batch means over the
 run's step sequence (valid for a single long request, where request-level replicates do not exist, and for
@@ -28,7 +41,7 @@ batches in lock-step, whose requests are correlated): each step contributes Y = 
 decoding (past their first token, not finished: stalled and preempted ones included) and X = tokens
 emitted to them; sum Y / sum X is the TPOT; the steps are cut into K = 30 contiguous batches and the
 ratio's standard error is the delta-method one over the batch sums, after removing a linear trend (t with
-K-2 degrees of freedom; see `ratio_ci`). Tokens per iteration, acceptance and throughput use the same
+K-2 degrees of freedom; see `ratio_ci`). Tokens per iteration, acceptance and output_throughput use the same
 batch-means ratio. ITL statistics come from the run's weighted gaps (`records.ItlLog`), not from a
 per-delivery table.
 
@@ -51,15 +64,18 @@ is only known to be positive, and its delta-method interval ratio x (1 +- h) is 
 h < 1 (else NaN with a note); an undefined interval of either run makes the speedup's undefined too.
 
 Undefined values. `UNDEFINED` lists every summary key that may be NaN (JSON null) or infinite, with
-when; every other number of a summary is finite.
+when (a `*` stands for any text: `may_be_undefined`); every other number of a summary is finite.
 """
 
+import fnmatch
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-PERCENTILES = (50, 90, 99)
+from .units import PERCENTILES
+
+LATENCY_METRICS = ("ttft", "tpot", "itl", "e2el", "queue")
 MIN_CI_BATCHES = 10  # batch-means intervals: at least this many batches (2 steps each)
 MIN_CI_SAMPLES = 10  # t intervals: at least this many requests (or inter-token gaps)
 
@@ -70,19 +86,29 @@ UNDEFINED = {
               "the key `*_ci95_note` then says which",
     "tpot_ms": "every request has a single output token (no time per output token after the first)",
     "speedup_vs_autoregressive": "as tpot_ms (a ratio of TPOTs)",
-    "tpot_ms_p50": "as tpot_ms", "tpot_ms_p90": "as tpot_ms", "tpot_ms_p99": "as tpot_ms",
-    "itl_ms": "no request received a second delivery (no inter-token gap)",
-    "itl_ms_p50": "as itl_ms", "itl_ms_p90": "as itl_ms", "itl_ms_p99": "as itl_ms",
+    "*_tpot_ms": "as tpot_ms (mean_, median_, std_, pNN_)",
+    "*_itl_ms": "no request received a second delivery (no inter-token gap)",
+    "*_throughput": "the run took no simulated time (request_, output_, total_token_throughput)",
     "acceptance_rate": "no draft token was judged (plain decoding, gamma 0 throughout)",
-    "draft_acceptance_rate": "no draft token was proposed (gamma 0 throughout)",
-    "mean_acceptance_length": "as draft_acceptance_rate",
+    "spec_decode_acceptance_*": "no draft token was proposed (gamma 0 throughout): _rate and _length",
     "mean_tokens_per_iteration": "no decode step ran (every request has a single output token)",
     "mean_gamma": "as mean_tokens_per_iteration", "mean_batch": "as mean_tokens_per_iteration",
     "request_goodput": "the scenario has no [slo] table", "slo_attainment": "the scenario has no [slo] table",
     "kv_token_budget": "inf on a GPU without a memory limit (the weights-only `ideal` machine)",
     "iterations": "NaN for run.method = 'analytic' (only a simulation counts iterations)",
     "baseline_iterations": "as iterations",
+    **dict.fromkeys(("duration", "request_throughput", "total_token_throughput", "max_concurrent_requests",
+                     "mean_*_ms", "median_*_ms", "std_*_ms", "p[0-9]*_ms", "preemptions", "kv_tokens_peak",
+                     "spec_decode_*", "time_*_s", "e2e_speedup"),
+                    "NaN for run.method = 'analytic' (an expected value knows no requests' times, counts or "
+                    "latency spread)"),
 }
+
+
+def may_be_undefined(key: str) -> bool:
+    """Whether UNDEFINED allows summary key `key` (or its baseline_ twin) to be NaN or infinite."""
+    key = key.removeprefix("baseline_")
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in UNDEFINED)
 
 
 def _t_quantile(level, dof):
@@ -211,37 +237,94 @@ def throughput_ci(result, level=0.95):
     return ratio_ci((steps.tokens + steps.first_tokens + steps.resumed).to_numpy(), elapsed, level)
 
 
-def summarize(result, slo=None, level=0.95) -> dict:
-    """One flat dict of run metrics (ms for latencies, tokens/s for throughput); `_ci95` = [lo, hi], with a
-    `_ci95_note` beside it where the interval is undefined (see the module docstring and UNDEFINED).
+def percentile_key(p: float, metric: str) -> str:
+    """vLLM's name of a percentile: p99_ttft_ms, p99.9_ttft_ms (an integer percentile without a decimal point)."""
+    word = str(int(p)) if int(p) == p else str(p)
+    return f"p{word}_{metric}_ms"
+
+
+def latency_keys(percentiles=PERCENTILES) -> list[str]:
+    """The latency statistics of every summary, in vLLM `bench serve` form: mean_/median_/std_/pNN_ per metric."""
+    return [key for metric in LATENCY_METRICS
+            for key in (f"mean_{metric}_ms", f"median_{metric}_ms", f"std_{metric}_ms",
+                        *(percentile_key(p, metric) for p in percentiles))]
+
+
+def summary_keys(percentiles=PERCENTILES) -> list[str]:
+    """Every key `summarize` returns but the conditional `*_ci95_note`s: the one schema of a run's result,
+    a sweep row (flattened: `sim.run.Outcome.row`) and an analytic prediction (NaN where only a simulation
+    knows)."""
+    cis = [f"{key}_ci95" for key in ("output_throughput", "tpot_ms", "mean_ttft_ms", "mean_e2el_ms",
+                                     "mean_queue_ms", "mean_itl_ms", "mean_tokens_per_iteration", "acceptance_rate")]
+    return ["completed", "failed", "duration", "total_input_tokens", "total_output_tokens", "request_throughput",
+            "output_throughput", "total_token_throughput", "max_concurrent_requests", "request_goodput",
+            "slo_attainment", "tpot_ms", *latency_keys(percentiles), *cis, "iterations", "preemptions",
+            "kv_tokens_peak", "kv_token_budget", "mean_tokens_per_iteration", "acceptance_rate",
+            "spec_decode_num_drafts", "spec_decode_draft_tokens", "spec_decode_accepted_tokens",
+            "spec_decode_acceptance_rate", "spec_decode_acceptance_length",
+            "spec_decode_per_position_acceptance_rates", "mean_gamma", "mean_batch", "time_draft_s",
+            "time_verify_s", "time_prefill_s", "accepted_length_histogram", "sim_wall_s"]
+
+
+def _put_stats(out: dict, metric: str, values, weights, percentiles) -> None:
+    """median, std (population, as numpy's default: vLLM's) and percentiles of `values` (seconds), each
+    repeated `weights` times, as milliseconds under vLLM's keys."""
+    values, weights = np.asarray(values, float), np.asarray(weights, float)
+    n = weights.sum()
+    mean = values @ weights / n if n else np.nan
+    out[f"std_{metric}_ms"] = 1e3 * np.sqrt(weights @ (values - mean) ** 2 / n) if n else np.nan
+    median, *rest = weighted_percentile(values, weights, (50, *percentiles))
+    out[f"median_{metric}_ms"] = 1e3 * median
+    for p, value in zip(percentiles, rest):
+        out[percentile_key(p, metric)] = 1e3 * value
+
+
+def max_concurrent(arrived, finished) -> int:
+    """The most requests in flight at once: a sweep over the half-open intervals [arrived, finished)
+    (vLLM's `max_concurrent_requests`, there from the client's send and receive times)."""
+    times = np.concatenate([arrived, finished])
+    steps = np.concatenate([np.ones(len(arrived), int), -np.ones(len(finished), int)])
+    order = np.lexsort((steps, times))  # at a tie, a departure comes before an arrival
+    return int(np.cumsum(steps[order]).max()) if times.size else 0
+
+
+def summarize(result, slo=None, level=0.95, percentiles=PERCENTILES) -> dict:
+    """One flat dict of run metrics under vLLM `bench serve`'s names where it has one (see the README's
+    table): ms for latencies, tokens/s and requests/s for throughputs, `duration` in seconds; `_ci95` =
+    [lo, hi], with a `_ci95_note` beside it where the interval is undefined (see the module docstring
+    and UNDEFINED). percentiles: the pNN_ keys of every latency metric (vLLM's --metric-percentiles).
     slo: {"ttft_ms": ..., "tpot_ms": ...} (either may be None) for goodput (DistServe: requests/s whose
     TTFT and TPOT both meet their objectives) and the fraction of requests meeting them."""
     req = request_frame(result)
     steps = result.steps
     decode = steps[steps.decoders > 0]
-    out = {"requests": len(req), "output_tokens": int(req.output_tokens.sum()),
-           "iterations": len(decode)}
     span = req.finished_at_s.max() - req.arrived_at_s.min()
-    out["makespan_s"] = span
+    input_tokens, output_tokens = int(req.prompt_tokens.sum()), int(req.output_tokens.sum())
+    per_s = (lambda count: count / span) if span > 0 else (lambda count: np.nan)
+    out = {"completed": len(req), "failed": 0, "duration": span, "total_input_tokens": input_tokens,
+           "total_output_tokens": output_tokens, "request_throughput": per_s(len(req)),
+           "total_token_throughput": per_s(input_tokens + output_tokens),
+           "max_concurrent_requests": max_concurrent(req.arrived_at_s.to_numpy(), req.finished_at_s.to_numpy()),
+           "iterations": len(decode)}
     step_note = batch_means_note(len(steps))
     if span > 0:
-        _put_ci(out, "throughput_tokens_per_s", 1.0, throughput_ci(result, level), step_note, low=0.0)
+        _put_ci(out, "output_throughput", 1.0, throughput_ci(result, level), step_note, low=0.0)
     else:
-        _put_ci(out, "throughput_tokens_per_s", 1.0, (np.nan,) * 3, "undefined: the run took no simulated time")
+        _put_ci(out, "output_throughput", 1.0, (np.nan,) * 3, "undefined: the run took no simulated time")
 
     _put_ci(out, "tpot_ms", 1e3, tpot_ci(result, level), step_note, low=0.0)
-    for name, values in (("tpot", req.tpot_s), ("ttft", req.ttft_s), ("e2e", req.e2e_s), ("queue", req.queue_s)):
+    for metric, values in (("ttft", req.ttft_s), ("tpot", req.tpot_s), ("e2el", req.e2e_s), ("queue", req.queue_s)):
         values = np.asarray(values, float)
         values = values[np.isfinite(values)]
-        if name != "tpot":
-            _put_ci(out, f"{name}_ms", 1e3, mean_ci(values, level), samples_note(values.size), low=0.0)
-        for p in PERCENTILES:
-            out[f"{name}_ms_p{p}"] = 1e3 * np.percentile(values, p) if values.size else np.nan
+        if metric == "tpot":  # per request, vLLM's; the run's token-weighted tpot_ms above carries the interval
+            out["mean_tpot_ms"] = 1e3 * values.mean() if values.size else np.nan
+        else:
+            _put_ci(out, f"mean_{metric}_ms", 1e3, mean_ci(values, level), samples_note(values.size), low=0.0)
+        _put_stats(out, metric, values, np.ones(values.size), percentiles)
     gaps, counts = result.itl.gap_s.to_numpy(), result.itl["count"].to_numpy()
-    _put_ci(out, "itl_ms", 1e3, weighted_mean_ci(gaps, counts, level),
+    _put_ci(out, "mean_itl_ms", 1e3, weighted_mean_ci(gaps, counts, level),
             samples_note(int(counts.sum()), "inter-token gaps"), low=0.0)
-    for p, value in zip(PERCENTILES, weighted_percentile(gaps, counts, PERCENTILES)):
-        out[f"itl_ms_p{p}"] = 1e3 * value
+    _put_stats(out, "itl", gaps, counts, percentiles)
 
     slo = slo or {}
     if slo.get("ttft_ms") is None and slo.get("tpot_ms") is None:
@@ -252,7 +335,7 @@ def summarize(result, slo=None, level=0.95) -> dict:
             meets &= (req.ttft_s <= slo["ttft_ms"] / 1e3).to_numpy()
         if slo.get("tpot_ms") is not None:  # a one-token request has no TPOT to miss
             meets &= ~(req.tpot_s > slo["tpot_ms"] / 1e3).to_numpy()
-        out["request_goodput"] = meets.sum() / span if span > 0 else np.nan
+        out["request_goodput"] = per_s(meets.sum())
         out["slo_attainment"] = meets.mean()
     out["preemptions"] = int(req.preemptions.sum())
     out["kv_tokens_peak"] = int(steps.kv_tokens.max()) if len(steps) else 0
@@ -266,11 +349,12 @@ def summarize(result, slo=None, level=0.95) -> dict:
     _put_ci(out, "acceptance_rate", 1.0, ratio_ci(decode.accepted, decode.judged, level),
             judged_note or decode_note, low=0.0, high=1.0)
     drafts, proposed, accepted = (int(decode[key].sum()) for key in ("drafts", "drafted", "accepted"))
-    out["draft_acceptance_rate"] = accepted / proposed if proposed else np.nan
-    out["num_drafts"], out["num_draft_tokens"], out["num_accepted_tokens"] = drafts, proposed, accepted
-    out["mean_acceptance_length"] = 1.0 + accepted / drafts if drafts else np.nan
+    out["spec_decode_num_drafts"], out["spec_decode_draft_tokens"] = drafts, proposed
+    out["spec_decode_accepted_tokens"] = accepted
+    out["spec_decode_acceptance_rate"] = 100 * accepted / proposed if proposed else np.nan
+    out["spec_decode_acceptance_length"] = 1.0 + accepted / drafts if drafts else np.nan
     at_least = np.cumsum(result.accepted_hist[::-1])[::-1][1:top_gamma + 1]
-    out["acceptance_rate_per_position"] = (at_least / drafts).tolist() if drafts else []
+    out["spec_decode_per_position_acceptance_rates"] = (at_least / drafts).tolist() if drafts else []
     out["mean_gamma"] = (decode.gamma * decode.decoders).sum() / decode.decoders.sum() if len(decode) else np.nan
     out["mean_batch"] = decode.decoders.mean() if len(decode) else np.nan
     for part in ("draft", "verify", "prefill"):

@@ -8,6 +8,8 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     method = "simulated"      # "simulated" (simpy run + its autoregressive baseline) or "analytic"
                               #   (expected-value prediction from the same pass costs, no randomness)
     seed = 0                  # used by `sdsl-sim run` when --seed is not given; in [0, MAX_SEED = 2**63 - 1]
+    metric_percentiles = [50, 90, 99]  # the pNN_ latency keys of the result (vLLM's --metric-percentiles);
+                              #   at most 20 distinct values in [0, 100]
     [model]
     target = "llama-3.1-70b"  # catalog name (or "synthetic-70B"), or a model file: a Hugging Face config.json
                               #   or a .toml of one catalog entry's keys, relative to this file; or
@@ -19,7 +21,9 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     kv_dtype = "bf16"
     [hardware]
     name = "h100-sxm"         # a profile in hardware_profiles/ ("ideal": weight bytes / bandwidth) or a path
-    tp = 4                    # GPUs of the target (tensor parallel), in [1, MAX_TP = 1024]; the draft shares them
+    tp = fewest that fit      # GPUs of the target (tensor parallel), in [1, MAX_TP = 1024]; default: the fewest
+                              #   (a power of two) whose memory holds the weights and a full batch at its
+                              #   longest (`costs.fewest_tp`; 2 for the default 70B pair, batch 8, on H100s)
     draft_tp = runtime's      # GPUs of the draft; default: the runtime profile's `draft_tp` policy, 1 for
                               #   every engine but vllm-v0 (a small draft runs unsharded on one GPU, vLLM's
                               #   speculative_draft_tensor_parallel_size = 1; all-reduces would dominate it)
@@ -67,6 +71,11 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     alpha_concentration = 20.0  # Beta concentration k (variance alpha (1 - alpha) / (k + 1)), in [1e-6, 1e12]
     prefix_probs = []         # profile: r_i = P(first i drafts accepted), non-increasing, each in (0, 1);
                               #   at most MAX_GAMMA entries
+    acceptance_from = (none)  # a vLLM or SGLang Prometheus /metrics dump, relative to this file, read into
+                              #   acceptance = "profile" and its prefix_probs (`engine_metrics.py`); not with
+                              #   acceptance, prefix_probs, alpha, acceptance_length or a tree. Its k positions
+                              #   bound the lookahead: an integer gamma and max_gamma at most k, max_gamma
+                              #   default k. The config then holds the profile, not the path
     adaptive_weight = 0.1     # EWMA weight of each block's observed acceptance ("adaptive")
     adaptive_horizon = 16     # iterations between "adaptive" decisions, in [1, MAX_ITERATIONS = 1,000,000]
     disable_above_batch = (none)  # plain decoding while more sequences than this decode (vLLM V0's
@@ -114,6 +123,7 @@ from .analytic.trees import (
     tree_from_choices,
     tree_from_shape,
 )
+from .engine_metrics import read_engine_profile
 from .errors import InputError
 from .models import MODEL_FILE_SUFFIXES
 from .speculation import METHODS
@@ -134,6 +144,7 @@ from .units import (
     TP,
     TRAIN_TOKENS,
     PARAMS,
+    PERCENTILES,
     Range,
     count_range,
     parse_count,
@@ -161,6 +172,7 @@ SCHEMA = {
     "run": {
         "method": (str, ("simulated", "analytic"), "simulated"),
         "seed": (int, SEED, 0),
+        "metric_percentiles": (list, None, list(PERCENTILES)),
     },
     "model": {
         "target": (str, None, "llama-3.1-70b"),
@@ -173,7 +185,7 @@ SCHEMA = {
     },
     "hardware": {
         "name": (str, None, "h100-sxm"),
-        "tp": (int, TP, 4),
+        "tp": (int, TP, None),
         "draft_tp": (int, TP, None),
         "runtime": (str, None, None),
         "bandwidth_scale": (_NUM, SCALE, 1.0),
@@ -215,6 +227,7 @@ SCHEMA = {
         "acceptance_length": (_NUM, Range(1.0, MAX_GAMMA + 1.0, low_open=True, high_open=True), None),
         "draft_vocab": (int, count_range(MAX_DIM, "MAX_DIM"), None),
         "trigger_rate": (_NUM, Range(0.0, 1.0, low_open=True), None),
+        "acceptance_from": (str, None, None),
     },
     "slo": {
         "ttft_ms": (_NUM, _POS, None),
@@ -262,6 +275,21 @@ def _check_value(source, table, key, value):
         raise InputError(f"{where} = {value!r} {rule.problem(value)}")
     elif isinstance(rule, tuple) and value not in rule:
         raise InputError(f"{where} = {value!r}; expected one of {', '.join(map(repr, rule))}")
+
+
+MAX_PERCENTILES = 20
+
+
+def check_percentiles(values: list, where: str) -> list[float]:
+    """Distinct percentiles in [0, 100], as vLLM's --metric-percentiles takes them; ints stay ints (p99, not
+    p99.0, in the keys)."""
+    ok = (isinstance(values, list) and 0 < len(values) <= MAX_PERCENTILES
+          and all(isinstance(v, _NUM) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 100
+                  for v in values) and len(set(values)) == len(values))
+    if not ok:
+        raise InputError(f"{where} = {values!r}; expected 1 to MAX_PERCENTILES = {MAX_PERCENTILES} distinct "
+                         "numbers in [0, 100]")
+    return [int(v) if float(v).is_integer() else float(v) for v in values]
 
 
 SWEEP_TABLES = ("base", "axes", "zip")  # tables only a sweep file has (sweep.py)
@@ -315,6 +343,8 @@ def _check_relations(config, data, source, base_dir):
     if isinstance(gamma, str) and gamma not in GAMMA_POLICIES or isinstance(gamma, int) and not GAMMA.contains(gamma):
         raise InputError(f"{source}: key 'decoding.gamma' = {gamma!r}; expected {GAMMA.expected} or one of "
                              f"{', '.join(map(repr, GAMMA_POLICIES))}")
+    if dec["acceptance_from"] is not None:
+        _read_acceptance_from(dec, data.get("decoding", {}), source, base_dir)
     if dec["acceptance"] == "profile":
         r = dec["prefix_probs"]
         if not r or len(r) > MAX_GAMMA or \
@@ -323,6 +353,8 @@ def _check_relations(config, data, source, base_dir):
             raise InputError(f"{source}: key 'decoding.prefix_probs' = {r!r}; expected a non-empty, "
                              f"non-increasing list of at most MAX_GAMMA = {MAX_GAMMA} probabilities in (0, 1)")
         dec["prefix_probs"] = list(map(float, r))
+    config["run"]["metric_percentiles"] = check_percentiles(config["run"]["metric_percentiles"],
+                                                            f"{source}: key 'run.metric_percentiles'")
     _check_speculation(dec, data, source)
     for key in ("prompt_tokens", "output_tokens"):
         parse_length(wl[key], f"{source}: key 'workload.{key}'")
@@ -341,6 +373,39 @@ def _check_relations(config, data, source, base_dir):
         wl["trace"] = _absolute(wl["trace"], base_dir)
     elif wl["requests"] is None:
         wl["requests"] = 16
+
+
+def _read_acceptance_from(dec: dict, given: dict, source: str, base_dir) -> None:
+    """decoding.acceptance_from: the engine's dump read into acceptance = "profile" (engine_metrics.py), the
+    lookahead held to the k positions it measured (a profile is not extended past what the engine drafted)."""
+    where = f"{source}: key 'decoding.acceptance_from' = {dec['acceptance_from']!r}"
+    for key in ("acceptance", "prefix_probs", "alpha", "acceptance_length", "tree", "tree_accept"):
+        if key in given:
+            raise InputError(f"{where} with decoding.{key}; expected one source of acceptance (remove one)")
+    path = _absolute(dec["acceptance_from"], base_dir)
+    probs = read_engine_profile(path, f"{source}: decoding.acceptance_from {path}").prefix_probs
+    k = len(probs)
+    for key in ("gamma", "max_gamma"):
+        if isinstance(given.get(key), int) and given[key] > k:
+            raise InputError(f"{source}: key 'decoding.{key}' = {given[key]} with a dump of {k} draft positions "
+                             f"({path}); expected at most {k}: positions the engine did not draft are not measured")
+    dec["max_gamma"] = given.get("max_gamma", k)
+    dec["acceptance"], dec["prefix_probs"], dec["acceptance_from"] = "profile", list(probs), None
+
+
+def absolute_paths(data: dict, base_dir) -> dict:
+    """Scenario tables `data` with their relative file paths (a model file as model.target or model.draft,
+    workload.trace, decoding.acceptance_from) read from `base_dir`: a sweep's base, whose points are
+    validated away from the file that named them. Anything else is left as it is, for validation to judge."""
+    out = {table: dict(values) if isinstance(values, dict) else values for table, values in data.items()}
+    keys = [("model", "target"), ("model", "draft"), ("workload", "trace"), ("decoding", "acceptance_from")]
+    for table, key in keys:
+        value = out.get(table, {}).get(key) if isinstance(out.get(table), dict) else None
+        is_path = isinstance(value, str) and value.strip() and "\0" not in value and (
+            table != "model" or value.endswith(MODEL_FILE_SUFFIXES))
+        if is_path:
+            out[table][key] = _absolute(value, base_dir)
+    return out
 
 
 def _absolute(path: str, base_dir) -> str:

@@ -41,10 +41,11 @@ import numpy as np
 
 from . import __version__, executors, store
 from .errors import InputError
-from .scenario import DEFAULT_SCENARIO, scenario_from_dict, scenarios_dir
+from .scenario import DEFAULT_SCENARIO, absolute_paths, scenario_from_dict, scenarios_dir
 from .sim.run import evaluate
 from .sim.setup import resolve
 from .tomlfile import read_toml
+from .units import PERCENTILES
 
 _SWEEP_KEYS = ("description", "base", "evaluate", "replicates", "base_seed", "seeds", "axes", "zip")
 EVALUATORS = ("scenario", "nstar")  # what one point computes; see evaluate_scenario_point / evaluate_nstar_point
@@ -171,8 +172,9 @@ def _zip_group(table: dict, where: str, source: str):
 
 
 def _resolve_base(base, source: str, base_dir: Path | None) -> dict:
+    """The base scenario's tables, relative paths in them read from the folder of the file that holds them."""
     if isinstance(base, dict):
-        return base
+        return absolute_paths(base, base_dir)
     if base is None:
         base = DEFAULT_SCENARIO
     if not isinstance(base, str):
@@ -182,7 +184,7 @@ def _resolve_base(base, source: str, base_dir: Path | None) -> dict:
     candidates.append(embedded / f"{base.removesuffix('.toml')}.toml")
     for path in candidates:
         if path.is_file():
-            return read_toml(path)
+            return absolute_paths(read_toml(path), path.parent)
     names = sorted(p.stem for p in embedded.glob("*.toml") if "sweep" not in p.stem)
     raise InputError(
         f"{source}: key 'base' {base!r} is neither a file next to the sweep file nor an embedded "
@@ -412,7 +414,8 @@ def _point_scenario(base: dict, overrides: dict, source: str):
 
 # Keys added after sweeps were first stored: left out of a point's config while at their default, so
 # that the points (ids and derived seeds) of every earlier sweep stay the same.
-_LATE_DEFAULTS = {("decoding", "method"): "draft-model", ("decoding", "tree_accept_kind"): "conditional"}
+_LATE_DEFAULTS = {("decoding", "method"): "draft-model", ("decoding", "tree_accept_kind"): "conditional",
+                  ("run", "metric_percentiles"): list(PERCENTILES)}
 
 
 def _config(scenario) -> dict:

@@ -131,6 +131,8 @@ def count_range(high: int, high_name: str, low: int = 1) -> Range:
 
 
 TOKENS = count_range(MAX_TOKENS, "MAX_TOKENS")
+DEFAULT_CONTEXT = 1024  # tokens in each KV cache when decoding starts, by default (the default prompt)
+PERCENTILES = (50, 90, 99)  # the latency percentiles of a result by default (vLLM's --metric-percentiles)
 CONTEXT = count_range(MAX_TOKENS, "MAX_TOKENS", low=0)
 BATCH = count_range(MAX_BATCH, "MAX_BATCH")
 REQUESTS = count_range(MAX_REQUESTS, "MAX_REQUESTS")

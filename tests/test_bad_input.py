@@ -177,10 +177,10 @@ def _short_run(seed, requests, output_tokens, batch=4):
 
 def test_short_runs_report_no_interval_and_say_why():
     s = _short_run(0, requests=3, output_tokens=12)
-    for key in ("tpot_ms", "ttft_ms", "e2e_ms", "acceptance_rate", "speedup_vs_autoregressive"):
+    for key in ("tpot_ms", "mean_ttft_ms", "mean_e2el_ms", "acceptance_rate", "speedup_vs_autoregressive"):
         assert all(math.isnan(v) for v in s[f"{key}_ci95"]), key
         assert s[f"{key}_ci95_note"].startswith("undefined: "), key
-    assert "3 requests; the t interval needs at least 10 requests" in s["ttft_ms_ci95_note"]
+    assert "3 requests; the t interval needs at least 10 requests" in s["mean_ttft_ms_ci95_note"]
 
 
 @pytest.mark.parametrize("seed", range(8))

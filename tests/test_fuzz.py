@@ -181,8 +181,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 
 def _may_be_undefined(key: str) -> bool:
     """A key that metrics.UNDEFINED (with its baseline_ twin) or sim.infer.UNDEFINED lists as possibly NaN."""
-    key = key.removeprefix("baseline_")
-    return key in metrics.UNDEFINED or key in infer.UNDEFINED or key.endswith("_ci95")
+    return metrics.may_be_undefined(key) or key in infer.UNDEFINED or key.endswith("_ci95")
 
 
 TEXT_KEYS = ("out", "page", "scenario")  # paths a user names, which may read "inf"
@@ -210,7 +209,9 @@ def check_numbers(value, key: str = "", path: str = "") -> None:
     if key.endswith(("_ms", "_s", "_per_s", "_params", "_tokens", "speedup", "tflops", "_gb_s", "_gb")) \
             or "_ms_" in key or key.endswith("_ci95"):
         assert value >= 0, f"{path} = {value}: negative"
-    if key.endswith(("acceptance_rate", "slo_attainment")) or key.startswith("alpha"):
+    if key == "spec_decode_acceptance_rate":  # a percentage, as vLLM's
+        assert 0 <= value <= 100, f"{path} = {value}: outside [0, 100]"
+    elif key.endswith(("acceptance_rate", "slo_attainment", "acceptance_rates")) or key.startswith("alpha"):
         assert 0 <= value <= 1, f"{path} = {value}: outside [0, 1]"
 
 
@@ -347,6 +348,9 @@ SCENARIO_VALID = {
     ("decoding", "acceptance_length"): st.floats(1.05, 4.0),
     ("decoding", "draft_vocab"): st.sampled_from([32000, 128256]),
     ("slo", "ttft_ms"): st.floats(1, 1e4), ("slo", "tpot_ms"): st.floats(1, 1e3),
+    ("decoding", "acceptance_from"): st.sampled_from(["missing.prom", "metrics.prom"]),
+    ("run", "metric_percentiles"): st.lists(st.one_of(st.integers(0, 100), st.floats(0, 100)), min_size=1,
+                                            max_size=5, unique=True),
 }
 
 
@@ -397,6 +401,9 @@ def scenario_argv(data, folder: Path) -> list[str]:
     tables = data.draw(scenario_tables())
     tables.setdefault("run", {}).setdefault("method", data.draw(choice("simulated", "analytic")))
     (folder / "trace.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0,16,8\n0.5,32,4\n1.0,8,12\n")
+    (folder / "metrics.prom").write_text('vllm:spec_decode_num_drafts_total 100\n'
+                                         'vllm:spec_decode_num_accepted_tokens_per_pos_total{position="0"} 60\n'
+                                         'vllm:spec_decode_num_accepted_tokens_per_pos_total{position="1"} 30\n')
     path = folder / "s.toml"
     path.write_text(toml_document(tables))
     return ["run", str(path), "--json"]

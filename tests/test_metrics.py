@@ -6,16 +6,19 @@ import pytest
 from conftest import fixed_workload, flat, stand_in_timer
 
 from sdsl_sim.metrics import (
+    max_concurrent,
     mean_ci,
+    percentile_key,
     ratio_ci,
     request_frame,
     summarize,
+    summary_keys,
     weighted_mean_ci,
     weighted_percentile,
     write_parquet,
 )
 from sdsl_sim.sim.acceptance import IidAcceptance
-from sdsl_sim.sim.engine import simulate
+from sdsl_sim.sim.engine import Workload, simulate
 from sdsl_sim.sim.policies import FixedGamma
 from sdsl_sim.sim.records import REQUEST_COLUMNS, STEP_COLUMNS, STEP_KINDS, SimResult
 
@@ -50,15 +53,22 @@ def test_summary_of_tiny_run():
     assert s["tpot_ms"] == pytest.approx(500.0)
     assert s["mean_tokens_per_iteration"] == pytest.approx(1.5)
     assert s["acceptance_rate"] == pytest.approx(1 / 3)
-    assert s["draft_acceptance_rate"] == pytest.approx(1 / 4)
+    assert s["spec_decode_acceptance_rate"] == pytest.approx(100 / 4)  # 1 accepted of 4 proposed, in percent
+    assert s["spec_decode_acceptance_length"] == pytest.approx(1 + 1 / 2)  # 1 accepted over 2 drafts
+    assert s["spec_decode_per_position_acceptance_rates"] == pytest.approx([1 / 2, 0.0])
     assert s["time_prefill_s"] == pytest.approx(0.8)
     assert s["iterations"] == 2  # the prefill step verifies nothing
-    assert s["queue_ms"] == pytest.approx(200.0) and s["ttft_ms"] == pytest.approx(1000.0)
-    # 4 tokens (the first from the prefill) over the 2.5 s makespan
-    assert s["throughput_tokens_per_s"] == pytest.approx(4 / 2.5)
+    assert s["mean_queue_ms"] == pytest.approx(200.0) and s["mean_ttft_ms"] == pytest.approx(1000.0)
+    # 4 output tokens (the first from the prefill) and 8 prompt tokens over the 2.5 s duration
+    assert (s["completed"], s["failed"], s["duration"]) == (1, 0, pytest.approx(2.5))
+    assert (s["total_input_tokens"], s["total_output_tokens"]) == (8, 4)
+    assert s["output_throughput"] == pytest.approx(4 / 2.5) and s["request_throughput"] == pytest.approx(1 / 2.5)
+    assert s["total_token_throughput"] == pytest.approx(12 / 2.5) and s["max_concurrent_requests"] == 1
     # the inter-token gaps 0.5 and 1.0 s
-    assert s["itl_ms"] == pytest.approx(750.0) and s["itl_ms_p50"] == pytest.approx(750.0)
-    assert s["itl_ms_p99"] == pytest.approx(float(np.percentile([500.0, 1000.0], 99)))
+    assert s["mean_itl_ms"] == pytest.approx(750.0) and s["median_itl_ms"] == pytest.approx(750.0)
+    assert s["std_itl_ms"] == pytest.approx(250.0)  # population standard deviation, as numpy's and vLLM's
+    assert s["p99_itl_ms"] == pytest.approx(float(np.percentile([500.0, 1000.0], 99)))
+    assert s["mean_tpot_ms"] == pytest.approx(500.0) and s["std_tpot_ms"] == 0.0
     assert s["kv_tokens_peak"] == 16 and s["kv_token_budget"] == 4096.0 and s["preemptions"] == 0
     assert np.isnan(s["request_goodput"]) and np.isnan(s["slo_attainment"])  # no [slo]
 
@@ -74,6 +84,51 @@ def test_goodput_counts_requests_meeting_every_slo(slo, goodput):
     s = summarize(tiny_result(), slo)
     assert s["request_goodput"] == pytest.approx(goodput)
     assert s["slo_attainment"] == pytest.approx(goodput * 2.5)
+
+
+def test_summary_keys_are_what_summarize_returns():
+    for percentiles in ((50, 90, 99), (99.9,), (0, 25, 100)):
+        s = summarize(tiny_result(), percentiles=percentiles)
+        keys = [key for key in s if not key.endswith("_ci95_note")]
+        assert sorted(keys) == sorted(summary_keys(percentiles))
+    assert "p99.9_e2el_ms" in summarize(tiny_result(), percentiles=(99.9,))
+
+
+def test_latency_statistics_follow_vllm_bench_serve(rng=np.random.default_rng(11)):
+    """vLLM's calculate_metrics (vllm/benchmarks/serve.py): TPOT_r = (latency - ttft) / (output_len - 1) over
+    requests with output_len > 1, then np.mean, np.median, np.std and np.percentile, in ms; ITL over every
+    gap of every request. Checked on a real run against those numpy calls on its own records."""
+    workload = Workload(max_batch=8, prompt_tokens=np.full(60, 64), output_tokens=np.tile([1, 5, 40, 200], 15),
+                        arrival="poisson", arrival_s=np.cumsum(rng.exponential(0.05, 60)))
+    result = simulate(workload, stand_in_timer(flat(0.01), flat(0.002)), IidAcceptance(0.7), FixedGamma(3), rng=rng,
+                      keep_emissions=True)
+    s = summarize(result, percentiles=(50, 90, 99, 99.9))
+    req = result.requests
+    long = req[req.output_tokens > 1]
+    tpot = 1e3 * (long.finished_at_s - long.first_token_at_s) / (long.output_tokens - 1)
+    ttft = 1e3 * (req.first_token_at_s - req.arrived_at_s)
+    e2el = 1e3 * (req.finished_at_s - req.arrived_at_s)
+    itl = 1e3 * np.concatenate([np.diff(g.at_s.to_numpy()) for _, g in result.emissions.groupby("request_id")])
+    for metric, values in (("tpot", tpot), ("ttft", ttft), ("e2el", e2el), ("itl", itl)):
+        assert s[f"mean_{metric}_ms"] == pytest.approx(np.mean(values), rel=1e-9)
+        assert s[f"median_{metric}_ms"] == pytest.approx(np.median(values), rel=1e-9)
+        assert s[f"std_{metric}_ms"] == pytest.approx(np.std(values), rel=1e-9, abs=1e-9)
+        for p in (90, 99, 99.9):
+            assert s[percentile_key(p, metric)] == pytest.approx(np.percentile(values, p), rel=1e-9)
+    duration = req.finished_at_s.max() - req.arrived_at_s.min()
+    assert s["duration"] == pytest.approx(duration)
+    assert s["output_throughput"] == pytest.approx(req.output_tokens.sum() / duration)
+    assert s["total_token_throughput"] == pytest.approx((req.output_tokens.sum() + req.prompt_tokens.sum()) / duration)
+    # in flight from arrival (queued ones included, as a client's sent requests) to finish; the most at an arrival
+    arrived, finished = req.arrived_at_s.to_numpy(), req.finished_at_s.to_numpy()
+    in_flight = [int(((arrived <= t) & (t < finished)).sum()) for t in arrived]
+    assert s["max_concurrent_requests"] == max(in_flight) > 8  # more than the batch: some wait in the queue
+
+
+def test_max_concurrent_requests_counts_overlapping_intervals():
+    assert max_concurrent(np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 4.0])) == 2  # [0,1) ends as [1,3) starts
+    assert max_concurrent(np.array([0.0, 0.0, 0.5]), np.array([2.0, 1.0, 0.7])) == 3
+    assert max_concurrent(np.array([]), np.array([])) == 0
 
 
 def test_weighted_statistics_equal_those_of_the_repeated_values():

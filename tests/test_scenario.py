@@ -111,15 +111,16 @@ def test_evaluate_returns_flat_scalars():
     s = scenario_from_dict({"workload": {"requests": 4, "batch": 4, "output_tokens": 256}})
     row = evaluate(s, seed=1)
     assert row["method"] == "simulated"
-    for key in ("tpot_ms", "tpot_ms_ci95_lo", "tpot_ms_ci95_hi", "throughput_tokens_per_s",
+    for key in ("tpot_ms", "tpot_ms_ci95_lo", "tpot_ms_ci95_hi", "output_throughput",
                 "speedup_vs_autoregressive", "acceptance_rate", "gamma", "alpha", "iterations", "baseline_iterations",
                 "throughput_speedup", "throughput_speedup_ci95_lo", "throughput_speedup_ci95_hi", "e2e_speedup",
-                "e2e_speedup_ci95_lo", "e2e_speedup_ci95_hi", "queue_ms", "queue_ms_p50", "queue_ms_p99",
+                "e2e_speedup_ci95_lo", "e2e_speedup_ci95_hi", "mean_queue_ms", "p50_queue_ms", "p99_queue_ms",
                 "request_goodput", "slo_attainment", "preemptions", "kv_tokens_peak", "kv_token_budget",
-                "baseline_tpot_ms", "baseline_throughput_tokens_per_s", "baseline_e2e_ms", "baseline_ttft_ms",
+                "baseline_tpot_ms", "baseline_output_throughput", "baseline_mean_e2el_ms", "baseline_mean_ttft_ms",
                 "baseline_request_goodput", "baseline_preemptions"):
         assert key in row, key
-    assert all(not isinstance(v, (list, tuple, dict)) for v in row.values())
+    lists = {key for key, value in row.items() if isinstance(value, (list, tuple, dict))}
+    assert lists == {"spec_decode_per_position_acceptance_rates", "accepted_length_histogram"}  # the rest scalars
     assert 0 < row["tpot_ms_ci95_hi"] - row["tpot_ms_ci95_lo"] < 0.5 * row["tpot_ms"]
     assert row["throughput_speedup_ci95_lo"] <= row["throughput_speedup"] <= row["throughput_speedup_ci95_hi"]
     assert math.isnan(row["request_goodput"]) and math.isnan(row["slo_attainment"])  # no [slo] table
@@ -132,7 +133,7 @@ def test_slo_table_gives_goodput_and_attainment():
     tight = evaluate(scenario_from_dict({**base, "slo": {"tpot_ms": 1e-3}}), seed=0)
     assert loose["slo_attainment"] == 1.0 and tight["slo_attainment"] == 0.0
     # every request meets a loose SLO: goodput is requests over the makespan
-    assert loose["request_goodput"] == pytest.approx(6 / (loose["makespan_s"]))
+    assert loose["request_goodput"] == pytest.approx(6 / (loose["duration"]))
     assert tight["request_goodput"] == 0.0 and tight["baseline_request_goodput"] == 0.0
 
 
@@ -180,3 +181,37 @@ def test_a_step_budget_below_the_batch_is_refused_from_the_scenario_or_the_runti
                        + "max_num_batched_tokens = 32\n")
     with pytest.raises(InputError, match="runtime 'small-budget''s max_num_batched_tokens = 32; expected at least"):
         setup(load_scenario(write(tmp_path, f"[workload]\nbatch = 64\n[hardware]\nruntime = '{runtime}'\n")))
+
+
+@pytest.mark.parametrize("data,tp", [
+    ({"model": {"target": "llama-3.1-8b"}}, 1),  # 16 GB of weights on one 80 GB H100
+    ({}, 2),  # 70B + 1B: 142 GB of bf16 weights and 8 x 1.3k tokens of KV need two H100s
+    ({"hardware": {"name": "b200"}}, 1),  # 180 GB on a B200
+    ({"model": {"weight_dtype": "fp8"}, "workload": {"batch": 64, "prompt_tokens": 8192}}, 4),
+])
+def test_a_scenario_without_tp_runs_on_the_fewest_gpus_that_hold_its_batch(data, tp):
+    """A partial dict names a model, not the 70B default's tp: it gets the fewest GPUs (a power of two)
+    whose memory holds the weights and the whole batch at its longest; half as many would not."""
+    from sdsl_sim.costs import kv_token_capacity
+    from sdsl_sim.sim.setup import resolve
+
+    scenario = scenario_from_dict(data)
+    parts = resolve(scenario)
+    cfg = scenario.config
+    assert cfg["hardware"]["tp"] == tp
+
+    def capacity(tp):
+        return kv_token_capacity([parts.target, parts.draft], parts.gpu, tp=tp, weight_dtype=cfg["model"]["weight_dtype"],
+                                 kv_dtype=cfg["model"]["kv_dtype"])
+
+    batch, longest = cfg["workload"]["batch"], parts.longest_tokens
+    assert capacity(tp) >= batch * longest
+    if tp > 1:  # the context also holds the lookahead's slots, in whole KV blocks: at most this much more
+        slack = cfg["decoding"]["max_gamma"] + 1 + parts.scheduler["block_size"]
+        assert capacity(tp // 2) < batch * (longest + slack)
+
+
+def test_a_target_no_gpu_count_holds_is_one_error_naming_tp():
+    with pytest.raises(InputError, match="hardware.tp.*use tp >="):
+        from sdsl_sim.sim.setup import resolve
+        resolve(scenario_from_dict({"model": {"target_params": "900T", "draft_params": "1B"}}))

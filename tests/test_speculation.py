@@ -199,10 +199,11 @@ def test_ngram_proposes_at_its_trigger_rate_and_counts_drafts_as_vllm():
         "decoding": {"method": "ngram", "gamma": 5, "alpha": 0.8, "trigger_rate": 0.4}}), 0)
     s = run.summary
     steps = run.spec.steps[run.spec.steps.decoders > 0]
-    assert s["num_drafts"] == steps.drafts.sum() < steps.decoders.sum()
-    assert s["num_draft_tokens"] == 5 * s["num_drafts"]
-    assert s["mean_acceptance_length"] == pytest.approx(1 + s["num_accepted_tokens"] / s["num_drafts"])
-    assert s["mean_acceptance_length"] > s["mean_tokens_per_iteration"]  # vLLM counts proposing steps only
+    assert s["spec_decode_num_drafts"] == steps.drafts.sum() < steps.decoders.sum()
+    assert s["spec_decode_draft_tokens"] == 5 * s["spec_decode_num_drafts"]
+    assert s["spec_decode_acceptance_length"] == pytest.approx(
+        1 + s["spec_decode_accepted_tokens"] / s["spec_decode_num_drafts"])
+    assert s["spec_decode_acceptance_length"] > s["mean_tokens_per_iteration"]  # vLLM counts proposing steps only
 
 
 def test_acceptance_length_conversions_are_exact():

@@ -324,3 +324,22 @@ def test_editing_a_profile_named_by_path_makes_it_a_different_sweep(tmp_path):
     gpu.write_text(gpu.read_text().replace("hbm_bandwidth_gb_s = 1000.0", "hbm_bandwidth_gb_s = 2000.0"))
     with pytest.raises(InputError, match="holds a different sweep"):
         run_sweep(sweep_from_dict(data), tmp_path / "out", workers=1, progress=False)
+
+
+def test_relative_paths_in_a_sweeps_base_are_read_from_its_folder(tmp_path, monkeypatch):
+    """A trace (or a model file) named in a sweep's base is found beside the file that names it, wherever
+    the sweep runs from; and a default the points gained later (run.metric_percentiles) leaves their ids."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "t.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0,16,8\n0.5,32,4\n")
+    (folder / "base.toml").write_text('[model]\ntarget = "llama-3.1-8b"\n[hardware]\ntp = 1\n'
+                                      '[workload]\narrival = "trace"\ntrace = "t.csv"\n')
+    (folder / "grid.toml").write_text('base = "base.toml"\n[axes]\n"workload.batch" = [1, 2]\n')
+    (folder / "inline.toml").write_text('[base.model]\ntarget = "llama-3.1-8b"\n[base.hardware]\ntp = 1\n'
+                                        '[base.workload]\narrival = "trace"\ntrace = "t.csv"\n'
+                                        '[axes]\n"workload.batch" = [1, 2]\n')
+    monkeypatch.chdir(tmp_path)  # not the sweep's folder
+    for name in ("grid.toml", "inline.toml"):
+        points = expand(load_sweep(str(folder / name)))
+        assert [p.config["workload"]["trace"] for p in points] == [str(folder / "t.csv")] * 2
+        assert all("metric_percentiles" not in p.config.get("run", {}) for p in points)

@@ -5,7 +5,7 @@ while the parser is built."""
 
 from ..errors import InputError
 from ..units import parse_count
-from . import add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type, parse_list
+from . import add_json_flag, add_train_tokens, alpha_type, arg_type, command, count_type, gamma_type, parse_list
 
 
 def _targets(text: str) -> list[float]:
@@ -78,10 +78,19 @@ def fit_nstar(args) -> dict:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("analytic", help="closed-form SDSL model (no hardware)")
+    parser = command(subparsers, "analytic", "closed-form SDSL model (no hardware)",
+                     "The paper's closed form, where a pass costs time in proportion to parameters: the "
+                     "Lambert-W optimal lookahead and throughput (throughput), the optimal draft size N* "
+                     "(nstar) and its linear fit over target sizes (fit-nstar).",
+                     ("sdsl-sim analytic throughput --alpha 0.8 --target-params 70B --draft-params 277M",
+                      "sdsl-sim analytic nstar --target-params 70B --train-tokens 15T --json"))
     commands = parser.add_subparsers(dest="analytic_command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("throughput", help="Lambert-W optimum or Leviathan's speedup at a gamma")
+    p = command(commands, "throughput", "Lambert-W optimum or Leviathan's speedup at a gamma",
+                "Throughput per FLOP and speedup at the Lambert-W optimal lookahead (or Leviathan's speedup "
+                "at --gamma) for acceptance alpha and a target of M and draft of N parameters.",
+                ("sdsl-sim analytic throughput --alpha 0.8 --target-params 70B --draft-params 277M",
+                 "sdsl-sim analytic throughput --alpha 0.6 --target-params 7e10 --draft-params 1B --gamma 4 --json"))
     p.add_argument("--alpha", type=alpha_type, required=True, help="acceptance rate in (0, 1)")
     p.add_argument("--target-params", type=count_type("size"), required=True, metavar="M")
     p.add_argument("--draft-params", type=count_type("size"), required=True, metavar="N")
@@ -89,13 +98,19 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(handler=throughput)
 
-    p = commands.add_parser("nstar", help="throughput-optimal draft size for a target")
+    p = command(commands, "nstar", "throughput-optimal draft size for a target",
+                "The draft size N* that maximises throughput per FLOP for a target of M parameters, both "
+                "trained on D tokens, with alpha from the SDSL law.",
+                ("sdsl-sim analytic nstar --target-params 70B",
+                 "sdsl-sim analytic nstar --target-params 405B --train-tokens 15T --json"))
     p.add_argument("--target-params", type=count_type("size"), required=True, metavar="M")
     add_train_tokens(p)
     add_json_flag(p)
     p.set_defaults(handler=nstar)
 
-    p = commands.add_parser("fit-nstar", help="fit N* = mu M + M0 over target sizes")
+    p = command(commands, "fit-nstar", "fit N* = mu M + M0 over target sizes",
+                "Fit the paper's linear law N* = mu M + M0 to the analytic N* of a list of target sizes.",
+                ("sdsl-sim analytic fit-nstar", "sdsl-sim analytic fit-nstar --targets 7B,13B,70B --train-tokens 2T --json"))
     add_train_tokens(p)
     p.add_argument(
         "--targets",

@@ -3,52 +3,57 @@ measured passes) and `sdsl-sim list hardware|models|runtimes`."""
 
 import numpy as np
 
-from ..costs import Deployment, PassWork, check_memory, expert_weight_bytes, gemm_compute_rate, pass_cost
 from ..errors import InputError
-from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime, scale_gpu, step_overhead_s
-from ..models import DTYPE_BYTES, list_models, load_model
+from ..hardware import list_gpus, list_runtimes, load_gpu, load_runtime
+from ..models import list_models, load_model
 from ..scenario import SWEEP_TABLES, scenarios_dir
 from ..tomlfile import read_toml
-from ..units import BATCH, CONTEXT, SCALE, TOKENS, TP
-from . import add_json_flag, int_type, real_type, text_type
+from ..units import SCALE, TOKENS, TP
+from . import add_batch, add_context, add_dtypes, add_json_flag, add_runtime, command, int_type, real_type, text_type
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "latency",
-        help="roofline latency of one forward pass",
-        description="GPU time of one forward pass: BATCH sequences each adding TOKENS new tokens on top of "
-        "CONTEXT cached ones (prefill: --tokens PROMPT --context 0). Host per-step costs are not included.",
-    )
+    p = command(subparsers, "latency", "roofline latency of one forward pass",
+                "GPU time of one forward pass: BATCH sequences each adding TOKENS new tokens on top of CONTEXT "
+                "cached ones (a prefill is --tokens PROMPT --context 0), priced kernel by kernel on the GPU "
+                "profile, with what bounds each part; step_ms adds the engine's host work of one decode step.",
+                ("sdsl-sim latency --model llama-3.1-8b --hardware h100-sxm --batch 8 --tokens 5",
+                 "sdsl-sim latency --model path/to/config.json --hardware b200 --tokens 2048 --context 0 "
+                 "--dtype fp8 --json"))
     p.add_argument("--model", required=True, type=text_type, help="catalog name (see `sdsl-sim list models`), "
                    "synthetic-<size>, or a Hugging Face config.json or model .toml path")
     p.add_argument("--hardware", required=True, type=text_type, help="GPU profile name (see `sdsl-sim list hardware`) or a .toml path")
-    p.add_argument("--batch", type=int_type(BATCH), default=1, help="sequences in the pass (default 1)")
+    add_batch(p)
     p.add_argument("--tokens", type=int_type(TOKENS), default=1, help="new tokens per sequence (default 1)")
-    p.add_argument("--context", type=int_type(CONTEXT), default=0, help="tokens already cached per sequence (default 0)")
+    add_context(p)
     p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel degree (default 1)")
-    p.add_argument("--dtype", default="bf16", choices=list(DTYPE_BYTES), help="weight dtype (default bf16)")
-    p.add_argument("--kv-dtype", default="bf16", choices=list(DTYPE_BYTES), help="KV-cache dtype (default bf16)")
-    p.add_argument("--runtime", default=None, type=text_type, help="runtime profile (default: the GPU's own; see `sdsl-sim list runtimes`)")
+    add_dtypes(p)
+    add_runtime(p)
     for what in ("bandwidth", "flops", "memory", "link"):
         p.add_argument(f"--{what}-scale", type=real_type(SCALE), default=1.0, metavar="X", help=f"what-if: multiply the GPU's {what} by X")
     add_json_flag(p)
     p.set_defaults(handler=latency)
 
-    p = subparsers.add_parser(
-        "calibrate", help="fit a GPU profile to your own measured pass latencies",
-        description="Fit the free parameters of GPU profile BASE (bandwidth-efficiency curve, kernel floor, and "
-        "where the rows can identify them FLOP efficiency and all-reduce latency) to measured pass latencies "
-        "(CSV: model, tp, batch, tokens, context, weight_dtype, latency_ms[, kv_dtype]); write the profile to OUT.")
+    p = command(subparsers, "calibrate", "fit a GPU profile to your own measured pass latencies",
+                "Fit the free parameters of GPU profile BASE (bandwidth-efficiency curve, kernel floor, and where "
+                "the rows can identify them FLOP efficiency and all-reduce latency) to pass latencies you "
+                "measured (CSV: model, tp, batch, tokens, context, weight_dtype, latency_ms[, kv_dtype]); write "
+                "the fitted profile to OUT, to use as --hardware OUT.",
+                ("sdsl-sim calibrate my-passes.csv --hardware h100-sxm --out my-h100.toml",
+                 "sdsl-sim calibrate my-passes.csv --hardware a100-80gb-sxm --runtime vllm --out a100.toml --json"))
     p.add_argument("measurements", metavar="MEASUREMENTS.csv", type=text_type)
     p.add_argument("--hardware", required=True, type=text_type, metavar="BASE", help="the GPU profile to start from")
-    p.add_argument("--runtime", type=text_type, help="runtime profile the passes ran under (default: the GPU's)")
+    add_runtime(p)  # the engine the measured passes ran under
     p.add_argument("--out", required=True, type=text_type, metavar="OUT.toml", help="where to write the profile")
     add_json_flag(p)
     p.set_defaults(handler=calibrate)
 
-    p = subparsers.add_parser("list", help="list GPU profiles, runtime profiles, catalog models or the shipped "
-                                           "scenario and sweep files")
+    p = command(subparsers, "list", "list GPU profiles, runtime profiles, catalog models or the shipped "
+                "scenario and sweep files",
+                "A table of what can be named: GPU profiles (--hardware), engine runtime profiles (--runtime), "
+                "catalog models (--target, --draft, --model) or the scenario and sweep files shipped in "
+                "scenarios/ (run, sweep).",
+                ("sdsl-sim list hardware", "sdsl-sim list models --model path/to/config.json --json"))
     p.add_argument("what", choices=["hardware", "models", "runtimes", "scenarios"])
     p.add_argument("--model", action="append", type=text_type, metavar="MODEL",
                    help="with `models`: describe this model instead of the catalog (a name, synthetic-<size>, or a "
@@ -58,39 +63,12 @@ def register(subparsers) -> None:
 
 
 def latency(args) -> dict:
-    model = load_model(args.model)
-    gpu = scale_gpu(
-        load_gpu(args.hardware),
-        bandwidth=args.bandwidth_scale,
-        flops=args.flops_scale,
-        memory=args.memory_scale,
-        link=args.link_scale,
-    )
-    runtime = load_runtime(gpu.default_runtime if args.runtime is None else args.runtime)
-    shape = dict(batch=args.batch, tokens=args.tokens, context=args.context, tp=args.tp)
-    check_memory([model], gpu, batch=args.batch, context=args.context + args.tokens, tp=args.tp,
-                 weight_dtype=args.dtype, kv_dtype=args.kv_dtype)
-    cost = pass_cost(model, gpu, **shape, weight_dtype=args.dtype, kv_dtype=args.kv_dtype, runtime=runtime)
-    deployment = Deployment.of(model, gpu, tp=args.tp, weight_dtype=args.dtype, kv_dtype=args.kv_dtype, runtime=runtime)
-    return {
-        "model": model.name,
-        "params_b": model.params / 1e9,
-        "hardware": gpu.name,
-        **shape,
-        "dtype": args.dtype,
-        "kv_dtype": args.kv_dtype,
-        "runtime": runtime.name,
-        # The tensor-core rate of the weight GEMMs: "bf16" for weight-only quantisation (int4, or fp4 on a GPU
-        # without FP4 tensor cores).
-        "gemm_compute": gemm_compute_rate(gpu, args.dtype),
-        "latency_ms": cost.latency_s * 1e3,
-        # The pass plus the runtime's host work of one decode step: what an engine's inter-token latency shows.
-        "step_ms": (cost.latency_s + float(step_overhead_s(runtime, args.batch))) * 1e3,
-        "bound": cost.bound,
-        "breakdown_ms": {k: v * 1e3 for k, v in cost.breakdown_s.items()},
-        "bound_ms": {k: v * 1e3 for k, v in cost.bound_s.items()},
-        "expert_weight_bytes": float(expert_weight_bytes(deployment, PassWork.group(args.batch, args.tokens, args.context))),
-    }
+    from ..api import pass_latency
+
+    return pass_latency(args.model, args.hardware, batch=args.batch, tokens=args.tokens, context=args.context,
+                        tp=args.tp, dtype=args.dtype, kv_dtype=args.kv_dtype, runtime=args.runtime,
+                        bandwidth_scale=args.bandwidth_scale, flops_scale=args.flops_scale,
+                        memory_scale=args.memory_scale, link_scale=args.link_scale).to_dict()
 
 
 def _rows(what: str, models: list[str] | None = None) -> list[dict]:

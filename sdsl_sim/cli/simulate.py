@@ -11,18 +11,10 @@ import sys
 
 from ..errors import InputError
 from ..scenario import GAMMA_POLICIES
-from ..units import BATCH, MAX_GAMMA_RANGE, MAX_TOKENS, REQUESTS, SEED, TOKENS, TP, Range, count_range, parse_real
-from . import (add_json_flag, add_train_tokens, alpha_type, arg_type, count_type, gamma_type, int_type, parse_alpha,
-               parse_list, real_type, text_type)
-
-SIMULATE_KEYS = (
-    "tpot_ms", "tpot_ms_ci95", "throughput_tokens_per_s", "mean_tokens_per_iteration", "acceptance_rate",
-    "speedup_vs_autoregressive", "speedup_vs_autoregressive_ci95", "throughput_speedup",
-    "throughput_speedup_ci95", "e2e_speedup", "e2e_speedup_ci95", "gamma", "alpha", "alpha_source",
-    "cost_ratio", "output_tokens", "iterations", "baseline_iterations", "baseline_tpot_ms",
-    "draft_acceptance_rate", "ttft_ms", "itl_ms_p50", "itl_ms_p99", "time_draft_s", "time_verify_s",
-    "time_prefill_s", "predicted_tpot_ms", "predicted_speedup", "sim_wall_s",
-)
+from ..units import MAX_GAMMA_RANGE, MAX_TOKENS, REQUESTS, SEED, TOKENS, TP, Range, count_range, parse_real
+from . import (Shown, add_batch, add_context, add_dtypes, add_json_flag, add_result_flags, add_runtime, add_train_tokens,
+               alpha_type, arg_type, command, count_type, gamma_type, int_type, parse_alpha, parse_list, real_type,
+               text_type)
 
 
 def _progress_bar(total_label, unit="tok"):
@@ -44,67 +36,66 @@ def _progress_bar(total_label, unit="tok"):
     return update
 
 
-def _pair_data(args, decoding: dict) -> dict:
-    """The scenario dict of the flags `_add_pair_flags` defines, with the `decoding` table given."""
-    model = {"train_tokens": args.train_tokens, "weight_dtype": args.weight_dtype, "kv_dtype": args.kv_dtype}
+def _pair(args, **decoding) -> dict:
+    """The scenario tables of the flags `_add_pair_flags` defines (`api.pair_scenario`)."""
+    from ..api import pair_scenario
+
+    models = {}
     for role in ("target", "draft"):
         name, params = getattr(args, role), getattr(args, f"{role}_params")
         if (name is None) == (params is None):
             raise InputError(f"{args.command}: give exactly one of --{role} NAME or --{role}-params N")
-        model.update({role: name} if name else {f"{role}_params": params})
-    if args.alpha is not None:
-        decoding["alpha"] = args.alpha
-    return {
-        "model": model,
-        "hardware": {key: value for key, value in (("name", args.hardware), ("tp", args.tp), ("draft_tp", args.draft_tp),
-                                                   ("runtime", args.runtime)) if value is not None},
-        "workload": {"arrival": "static", "requests": args.batch if args.requests is None else args.requests,
-                     "batch": args.batch, "prompt_tokens": args.context, "output_tokens": args.output_tokens},
-        "decoding": decoding,
-    }
+        models[role] = name or params
+    return pair_scenario(models["target"], models["draft"], args.hardware, tp=args.tp, draft_tp=args.draft_tp,
+                         runtime=args.runtime, dtype=args.dtype, kv_dtype=args.kv_dtype,
+                         alpha=getattr(args, "alpha", None), batch=args.batch, context=args.context,
+                         output_tokens=args.output_tokens, requests=args.requests, train_tokens=args.train_tokens,
+                         **decoding)
 
 
-def simulate(args) -> dict:
+def simulate(args) -> Shown:
     from ..scenario import scenario_from_dict
+
+    data = _pair(args, gamma=args.gamma, max_gamma=args.max_gamma)
+    return _run(scenario_from_dict(data, source="simulate"), args.seed, args)
+
+
+def _run(scenario, seed, args, out_dir=None) -> Shown:
+    """Run `scenario` with `seed`: its result (the same keys for `simulate` and `run`) and its table."""
+    from .. import metrics
     from ..sim.run import run_scenario
 
-    data = _pair_data(args, {"gamma": args.gamma, "max_gamma": args.max_gamma})
-    scenario = scenario_from_dict(data, source="simulate")
-    outcome = run_scenario(scenario, args.seed, progress=_progress_bar("simulating"))
-    return {key: outcome.summary[key] for key in SIMULATE_KEYS if key in outcome.summary}
+    if args.metric_percentiles is not None:
+        scenario.config["run"]["metric_percentiles"] = args.metric_percentiles
+    outcome = run_scenario(scenario, seed, progress=_progress_bar("simulating"), keep_emissions=bool(out_dir))
+    if out_dir:
+        metrics.write_parquet(outcome.spec, out_dir)
+        metrics.write_parquet(outcome.base, f"{out_dir}/baseline")
+    summary = {"scenario": scenario.source, "seed": seed, **outcome.summary}
+    return Shown(summary, lambda s: _print_table(scenario, s, outcome.setup.scheduler))
 
 
 def infer_alpha(args) -> dict:
     from ..sim.infer import infer_alpha
 
-    args.alpha = None
-    return infer_alpha(_pair_data(args, {"gamma": args.gamma}), args.measured_speedup)
+    return infer_alpha(_pair(args, gamma=args.gamma), args.measured_speedup)
 
 
-def run(args) -> dict | None:
-    from .. import metrics
+def run(args) -> Shown:
     from ..scenario import load_scenario
-    from ..sim.run import run_scenario
 
     scenario = load_scenario(args.scenario)
     if args.out and scenario.config["run"]["method"] != "simulated":
         raise InputError(f"--out writes a simulation's records, but {scenario.source} has run.method = "
                          f"{scenario.config['run']['method']!r}; expected 'simulated'")
     seed = scenario.config["run"]["seed"] if args.seed is None else args.seed
-    outcome = run_scenario(scenario, seed, progress=_progress_bar("simulating"), keep_emissions=bool(args.out))
-    if args.out:
-        metrics.write_parquet(outcome.spec, args.out)
-        metrics.write_parquet(outcome.base, f"{args.out}/baseline")
-    summary = {"scenario": scenario.source, "seed": seed, **outcome.summary}
-    if args.json:
-        return summary
-    _print_table(scenario, summary, outcome.setup.scheduler)
-    return None
+    return _run(scenario, seed, args, args.out)
 
 
 def _print_table(scenario, s, sched) -> None:
     cfg = scenario.config
     m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
+    percentiles = cfg["run"]["metric_percentiles"]
     target = m["target"] or f"synthetic {m['target_params']:.3g} params"
     draft = m["draft"] or f"synthetic {m['draft_params']:.3g} params"
 
@@ -124,7 +115,7 @@ def _print_table(scenario, s, sched) -> None:
         ("TPOT", f"{s['tpot_ms']:.4g} ms  95% CI {ci('tpot_ms')}  (baseline {s['baseline_tpot_ms']:.4g} ms)"),
         ("speedup vs plain", f"{s['speedup_vs_autoregressive']:.4g}x  95% CI {ci('speedup_vs_autoregressive')}"
                              f"  (expected-value prediction {s['predicted_speedup']:.4g}x)"),
-        ("throughput", f"{s['throughput_tokens_per_s']:.5g} tokens/s" + (
+        ("throughput", f"{s['output_throughput']:.5g} tokens/s" + (
             f"  ({s['throughput_speedup']:.4g}x baseline, 95% CI {ci('throughput_speedup')})"
             if s["method"] == "simulated" else "")),
         ("tokens / iteration", f"{s['mean_tokens_per_iteration']:.4g}"),
@@ -132,11 +123,11 @@ def _print_table(scenario, s, sched) -> None:
     ]
     if s["method"] == "simulated":
         rows += [
-            ("TTFT p50/p90/p99", f"{s['ttft_ms_p50']:.4g} / {s['ttft_ms_p90']:.4g} / {s['ttft_ms_p99']:.4g} ms"),
-            ("ITL p50/p90/p99", f"{s['itl_ms_p50']:.4g} / {s['itl_ms_p90']:.4g} / {s['itl_ms_p99']:.4g} ms"),
-            ("E2E p50/p99", f"{s['e2e_ms_p50']:.5g} / {s['e2e_ms_p99']:.5g} ms  (mean {s['e2e_speedup']:.4g}x "
-                            f"faster than baseline, 95% CI {ci('e2e_speedup')})"),
-            ("queueing p50/p99", f"{s['queue_ms_p50']:.4g} / {s['queue_ms_p99']:.4g} ms"),
+            _latency_row(s, "ttft", "TTFT", percentiles),
+            _latency_row(s, "itl", "ITL", percentiles),
+            _latency_row(s, "e2el", "E2E latency", percentiles),
+            ("E2E speedup", f"mean {s['e2e_speedup']:.4g}x faster than baseline, 95% CI {ci('e2e_speedup')}"),
+            _latency_row(s, "queue", "queueing", percentiles),
             ("KV cache", f"peak {s['kv_tokens_peak']:,} of {s['kv_token_budget']:,.0f} token slots; "
                          f"{s['preemptions']} preemptions (baseline {s['baseline_preemptions']})"),
             ("time split", f"draft {s['time_draft_s']:.4g} s, verify {s['time_verify_s']:.4g} s, "
@@ -150,6 +141,14 @@ def _print_table(scenario, s, sched) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def _latency_row(s, metric: str, label: str, percentiles) -> tuple[str, str]:
+    from ..metrics import percentile_key
+
+    keys = [percentile_key(p, metric) for p in percentiles]
+    return (f"{label} " + "/".join(key.split("_")[0] for key in keys),
+            " / ".join(f"{s[key]:.4g}" for key in keys) + f" ms  (mean {s[f'mean_{metric}_ms']:.4g})")
 
 
 def _describe_workload(wl, s) -> str:
@@ -220,48 +219,67 @@ def _add_pair_flags(p, alpha: bool = True) -> None:
     p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the target (default 1)")
     p.add_argument("--draft-tp", type=int_type(TP), help="tensor-parallel GPUs of the draft (default: the runtime's "
                    "policy, 1 for all but vllm-v0 and gpt-fast)")
-    p.add_argument("--runtime", type=text_type, help="engine runtime profile, e.g. vllm, sglang, trtllm, "
-                   "hf-transformers, gpt-fast (default: the GPU's; see `sdsl-sim list runtimes`)")
-    p.add_argument("--weight-dtype", type=text_type, default="bf16", help="weight dtype of both models (default bf16)")
-    p.add_argument("--kv-dtype", type=text_type, default="bf16", help="KV-cache dtype (default bf16)")
+    add_runtime(p)
+    add_dtypes(p)
     if alpha:
         p.add_argument("--alpha", type=alpha_type, help="per-token acceptance; default: the SDSL law")
-    p.add_argument("--batch", type=int_type(BATCH), default=1, help="batch size (default 1)")
-    p.add_argument("--context", type=int_type(TOKENS), default=128, help="prompt tokens (default 128)")
+    add_batch(p)
+    add_context(p)
     p.add_argument("--output-tokens", type=int_type(TOKENS), default=1024,
                    help="tokens generated per request (default 1024)")
     p.add_argument("--requests", type=int_type(REQUESTS), help="requests (default: one batch)")
     add_train_tokens(p)
-    add_json_flag(p)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("simulate", help="simulate one target/draft pair on one GPU (static batch)")
+    p = command(subparsers, "simulate", "simulate one target/draft pair on one GPU (static batch)",
+                "Simulate speculative decoding of a draft and a target model on one GPU profile: a static batch "
+                "of requests, each draft and verification pass priced by the roofline model and the engine's "
+                "runtime profile, acceptance drawn token by token. The result sets it beside plain decoding of "
+                "the same requests (speedups with 95% intervals) under vLLM `bench serve`'s result keys.",
+                ("sdsl-sim simulate --target llama-3.1-8b --draft llama-3.2-1b --hardware h100-sxm --batch 8",
+                 "sdsl-sim simulate --target llama-3.1-70b --draft llama-3.2-1b --hardware h100-sxm --tp 4 "
+                 "--alpha 0.7 --gamma 4 --runtime sglang --json --output runs/70b.json"))
     _add_pair_flags(p)
     p.add_argument("--gamma", type=gamma_type(*GAMMA_POLICIES), default="auto",
                    help="draft tokens per iteration: integer, auto (default), adaptive or heuristic (HF's +2/-1 rule)")
     p.add_argument("--max-gamma", type=int_type(MAX_GAMMA_RANGE), default=16, help="bound for the policies (default 16)")
     p.add_argument("--seed", type=int_type(SEED), default=0, help="seed (default 0)")
+    add_result_flags(p)
     p.set_defaults(handler=simulate)
 
-    p = subparsers.add_parser("infer-alpha", help="the acceptance that reproduces a measured speedup",
-                              description="The per-token acceptance alpha at which the expected-value model "
-                              "of this pair, GPU and engine gives the measured speedup at lookahead GAMMA; "
-                              "reproducible: false when no alpha in (0, 1) does (the engine model is then off).")
+    p = command(subparsers, "infer-alpha", "the acceptance that reproduces a measured speedup",
+                "The per-token acceptance alpha at which the expected-value model of this pair, GPU and engine "
+                "gives the speedup you measured at lookahead GAMMA; reproducible: false when no alpha in (0, 1) "
+                "does (the engine model, not the acceptance, is then off).",
+                ("sdsl-sim infer-alpha --target llama-3.1-8b --draft llama-3.2-1b --hardware h100-sxm "
+                 "--gamma 4 --measured-speedup 1.9",
+                 "sdsl-sim infer-alpha --target llama-3.1-70b --draft llama-3.2-1b --hardware a100-80gb-sxm "
+                 "--tp 4 --runtime vllm --gamma 5 --measured-speedup 2.3 --json"))
     _add_pair_flags(p, alpha=False)
     p.add_argument("--gamma", type=int_type(MAX_GAMMA_RANGE), required=True, help="the lookahead the measurement ran with")
     p.add_argument("--measured-speedup", type=real_type(SPEEDUP), required=True, metavar="S",
                    help="measured speedup of speculative over plain decoding (TPOT ratio)")
+    add_json_flag(p)
     p.set_defaults(handler=infer_alpha)
 
-    p = subparsers.add_parser("run", help="run a scenario file and print a summary table")
+    p = command(subparsers, "run", "run a scenario file and print a summary table",
+                "Run a scenario (a TOML file of [run], [model], [hardware], [workload], [scheduler], "
+                "[decoding] and [slo] tables; `sdsl-sim list scenarios` shows the shipped ones) with its "
+                "autoregressive baseline, and print the result as a table, or as JSON.",
+                ("sdsl-sim run scenarios/poisson-serving.toml --metric-percentiles 50,99",
+                 "sdsl-sim run my-scenario.toml --seed 3 --json --output runs/seed3.json --out runs/seed3"))
     p.add_argument("scenario", nargs="?", type=text_type, help="scenario TOML path or embedded name (default: default)")
     p.add_argument("--seed", type=int_type(SEED), help="seed (default: the scenario's run.seed)")
     p.add_argument("--out", metavar="DIR", type=text_type, help="write requests/steps/emissions parquet files here")
-    add_json_flag(p)
+    add_result_flags(p)
     p.set_defaults(handler=run)
 
-    p = subparsers.add_parser("validate", help="closed-form agreement grid on the ideal GPU")
+    p = command(subparsers, "validate", "closed-form agreement grid on the ideal GPU",
+                "Simulate a grid of acceptances and target/draft size ratios on the `ideal` GPU, where a pass "
+                "costs its weights' bytes, and check each simulated speedup against the Lambert-W closed form "
+                "to a tolerance (and Leviathan's speedup against the run's 99% interval).",
+                ("sdsl-sim validate", "sdsl-sim validate --alphas 0.6,0.8 --ratios 10,100 --tolerance 0.02 --json"))
     p.add_argument("--alphas", type=arg_type(_alphas), help="comma-separated alphas (default 0.5..0.9)")
     p.add_argument("--ratios", type=arg_type(_ratios), help="comma-separated M/N (default 10,100,1000)")
     p.add_argument("--min-output-tokens", type=int_type(VALIDATE_TOKENS), default=100_000)

@@ -1,19 +1,18 @@
 """`sdsl-sim sweep FILE --out DIR`: run a sweep file's grid in parallel into one resumable parquet dataset."""
 
 from ..units import WORKERS
-from . import add_json_flag, int_type, text_type
+from . import add_json_flag, command, int_type, text_type
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "sweep",
-        help="run a sweep file's grid into a parquet dataset (resumable)",
-        description=(
-            "Evaluate every point of a sweep file's grid and write one parquet part per finished chunk of "
-            "points to DIR (read it with pandas.read_parquet(DIR), at any moment). Started again on the same "
-            "DIR, it checks the parts there, moves bad ones to DIR/_quarantine/ and skips the points it "
-            "keeps. One sweep at a time per DIR."
-        ),
+    parser = command(
+        subparsers, "sweep", "run a sweep file's grid into a parquet dataset (resumable)",
+        "Evaluate every point of a sweep file's grid and write one parquet part per finished chunk of "
+        "points to DIR (read it with pandas.read_parquet(DIR), at any moment). Started again on the same "
+        "DIR, it checks the parts there, moves bad ones to DIR/_quarantine/ and skips the points it "
+        "keeps. One sweep at a time per DIR.",
+        ("sdsl-sim sweep example-sweep --out runs/example",
+         "sdsl-sim sweep my-grid.toml --out runs/grid --executor dask --scheduler tcp://10.0.0.5:8786"),
     )
     parser.add_argument("file", metavar="FILE", type=text_type, help="sweep file (.toml) or the name of one in scenarios/")
     parser.add_argument("--out", required=True, type=text_type, metavar="DIR", help="dataset directory (created if missing)")

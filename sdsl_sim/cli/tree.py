@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..units import BATCH, CONTEXT, GAMMA, MAX_DIM, TP, TREE_NODES, count_range
-from . import add_json_flag, int_type, text_type
+from ..units import GAMMA, MAX_DIM, TP, TREE_NODES, count_range
+from . import add_batch, add_context, add_dtypes, add_json_flag, add_runtime, command, int_type, text_type
 
 
 def parse_tree_accept(text: str) -> list:
@@ -71,12 +71,15 @@ def register(subparsers) -> None:
     from ..analytic.trees import ACCEPT_KINDS
     from ..speculation import HEADS
 
-    p = subparsers.add_parser(
-        "tree", help="the token tree that minimises TPOT on a GPU (Sequoia's programme, priced per width)",
-        description="Find the token tree (within --max-nodes draft nodes) that minimises the expected time per "
-        "output token for a positional acceptance, with the verification and drafting of each width priced "
-        "on the GPU. Example: sdsl-sim tree --target llama-3.1-8b --hardware h100-sxm "
-        "--tree-accept '[[0.6, 0.2, 0.1], [0.6, 0.2], [0.6], [0.6]]' --batch 8 --json")
+    p = command(subparsers, "tree", "the token tree that minimises TPOT on a GPU (Sequoia's programme, priced "
+                "per width)",
+                "Find the token tree (within --max-nodes draft nodes) that minimises the expected time per output "
+                "token for a positional acceptance, with the verification and drafting of each width priced on "
+                "the GPU: the best tree shrinks as the batch grows and verification turns compute-bound.",
+                ("sdsl-sim tree --target llama-3.1-8b --hardware h100-sxm "
+                 "--tree-accept '[[0.6, 0.2, 0.1], [0.6, 0.2], [0.6], [0.6]]' --batch 8",
+                 "sdsl-sim tree --target llama-3.1-70b --hardware b200 --tp 4 --tree-accept accept.toml "
+                 "--max-nodes 32 --json"))
     p.add_argument("--target", required=True, type=text_type,
                    help="target model: a catalog name (see `sdsl-sim list models`), synthetic-<size>, or a "
                    "config.json or model .toml path")
@@ -92,13 +95,12 @@ def register(subparsers) -> None:
     p.add_argument("--draft-vocab", type=int_type(count_range(MAX_DIM, "MAX_DIM")),
                    help="eagle: the head's reduced vocabulary (EAGLE-3: 32000; default the target's)")
     p.add_argument("--tp", type=int_type(TP), default=1, help="tensor-parallel GPUs of the target (default 1)")
-    p.add_argument("--batch", type=int_type(BATCH), default=1, help="sequences decoded together (default 1)")
-    p.add_argument("--context", type=int_type(CONTEXT), default=1024, help="tokens in each KV cache (default 1024)")
+    add_batch(p)
+    add_context(p)
     p.add_argument("--max-nodes", type=int_type(TREE_NODES), default=64, help="draft-node budget (default 64)")
     p.add_argument("--max-depth", type=int_type(count_range(GAMMA.high, "MAX_GAMMA")),
                    help="deepest level (default: the depths --tree-accept gives)")
-    p.add_argument("--runtime", type=text_type, help="engine runtime profile (default: the GPU's)")
-    p.add_argument("--dtype", default="bf16", type=text_type, help="weight dtype (default bf16)")
-    p.add_argument("--kv-dtype", default="bf16", type=text_type, help="KV-cache dtype (default bf16)")
+    add_runtime(p)
+    add_dtypes(p)
     add_json_flag(p)
     p.set_defaults(handler=tree)

@@ -57,11 +57,16 @@ def page_names() -> list[str]:
     return list(PAGES)
 
 
-def build_page(name: str, out_dir, workers: int | None = None, progress: bool = True) -> Path:
-    """Regenerate one page into OUT_DIR/NAME/ (README.md, PNG figures, CSV and parquet data)."""
+def build_page(name: str, out_dir, workers: int | None = None, progress: bool = True, html: bool = False) -> Path:
+    """Regenerate one page into OUT_DIR/NAME/ (README.md, PNG figures, CSV and parquet data; with `html`
+    also index.html, written first because saving closes the figures it is drawn from)."""
     if name not in PAGES:
         raise InputError(f"unknown report {name!r}; expected one of {', '.join(PAGES)} or all")
     module = importlib.import_module(f"{__name__}.{PAGES[name]}")
     studies = Studies(Path(out_dir) / ".runs", workers, progress)
     page = module.build(studies)
+    if html:
+        from .html import write_page
+
+        write_page(page, Path(out_dir))
     return page.save(Path(out_dir))

@@ -6,7 +6,8 @@ import seaborn as sns
 from matplotlib import pyplot as plt
 from matplotlib.colors import LogNorm
 
-from .page import Page
+from .axes import plain_log_axis
+from .page import REVISION_FIGURES, Page
 
 TITLE = "Closed-form agreement: simulated speedup vs the Lambert-W optimum"
 ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -47,6 +48,7 @@ Regenerate with `sdsl-sim report closed-form-agreement --out reports`; `sdsl-sim
     page.table(rows[["alpha", "m_over_n", "gamma", "output_tokens", "simulated_speedup", "lambert_w_speedup",
                      "leviathan_speedup", "rel_error_pct", "pass"]])
     page.data("agreement", rows)
+    page.text(REVISION_FIGURES + "The log speedup axes read 1, 2, 5, 10 (they printed powers of ten).")
     return page
 
 
@@ -61,6 +63,8 @@ def _scatter(rows: pd.DataFrame):
                     palette="viridis", s=60, ax=ax, zorder=2)
     ax.set(xlabel="Lambert-W speedup S* (x, real gamma)", ylabel="simulated speedup (x, integer gamma)",
            xscale="log", yscale="log")
+    plain_log_axis(ax.xaxis)
+    plain_log_axis(ax.yaxis)
     ax.legend(title="alpha / M/N", fontsize=8, ncols=2)
     return fig
 

@@ -10,7 +10,8 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from .page import REVISION_FIDELITY, REVISION_ROW_TILES, Page
+from .axes import colorbar, params_axis, params_label
+from .page import REVISION_FIDELITY, REVISION_FIGURES, REVISION_ROW_TILES, Page
 
 TITLE = "Bandwidth and FLOPs sensitivity: speedup, best gamma and N* with HBM bandwidth and FLOP/s scaled 0.5x-4x"
 STUDY, NSTAR_STUDY = "study-bandwidth", "study-bandwidth-nstar"
@@ -19,8 +20,9 @@ BW, FL = "hardware.bandwidth_scale", "hardware.flops_scale"
 CUTS = (("HBM bandwidth only", lambda r: np.isclose(r[FL], 1.0), "tab:blue"),
         ("FLOP/s only", lambda r: np.isclose(r[BW], 1.0), "tab:orange"),
         ("both together", lambda r: np.isclose(r[BW], r[FL]), "tab:green"))
-# overlapping cuts stay visible: big hollow circles, medium squares, small triangles
-STYLES = (dict(marker="o", ms=11, mfc="none", mew=1.8, lw=2.5, alpha=0.8),
+# overlapping cuts stay visible: big circles under medium squares under small triangles (filled: hollow
+# markers mean capped points on every page)
+STYLES = (dict(marker="o", ms=11, mew=1.8, lw=2.5, alpha=0.8),
           dict(marker="s", ms=7, ls="--", lw=1.8),
           dict(marker="^", ms=5, ls=":", lw=1.5))
 
@@ -49,6 +51,9 @@ def build(studies) -> Page:
               "now pay for their partial waves), batch-1 values move by about 1%.")
     page.text(REVISION_ROW_TILES + "Only the hardware-aware N* curve moves (its speedup by at most 0.02x, "
               "where a verification exceeds one tile); the analytic N* now costs up to 9.7% more TPOT than the hardware-aware one (was 11.1%).")
+    page.text(REVISION_FIGURES + "The grid's heatmaps have one colour scale per quantity across both batches, "
+              "with its colour bar; the speedup panels a 1x line; N* reads as a size (115M) on every axis and cell; the "
+              "bandwidth cut's big circles are filled (hollow markers mean capped points on every page).")
     page.text("Command: `sdsl-sim report bandwidth-sensitivity --out reports` (sweep files "
               f"`scenarios/{STUDY}.toml`, `scenarios/{NSTAR_STUDY}.toml`).")
     page.data("bandwidth_grid", _merge(rows, nstar))
@@ -209,6 +214,7 @@ def _scale_axis(ax) -> None:
 def _line_figure(cuts, batches, column, ylabel):
     fig, axes = plt.subplots(1, len(batches), figsize=(5.2 * len(batches), 4), sharey=True)
     for ax, batch in zip(axes, batches):
+        ax.axhline(1.0, color="grey", lw=1, zorder=0)  # plain decoding: how close batch 64 comes to no gain
         for (label, _, color), style in zip(CUTS, STYLES):
             part = cuts[(cuts.scaled == label) & (cuts["workload.batch"] == batch)]
             ax.plot(part.scale, part[column], color=color, label=label, **style)
@@ -222,14 +228,14 @@ def _line_figure(cuts, batches, column, ylabel):
 
 def _gamma_nstar_figure(cuts, batches, nstar):
     fig, axes = plt.subplots(2, len(batches), figsize=(5.2 * len(batches), 7), sharex=True)
-    analytic = nstar.n_star_analytic.iloc[0] / 1e6
+    analytic = nstar.n_star_analytic.iloc[0]
     for col, batch in enumerate(batches):
         top, bottom = axes[0, col], axes[1, col]
         for (label, _, color), style in zip(CUTS, STYLES):
             part = cuts[(cuts.scaled == label) & (cuts["workload.batch"] == batch)]
             top.plot(part.scale, part.gamma, color=color, label=label, **style)
-            bottom.plot(part.scale, part.n_star_hardware / 1e6, color=color, label=label, **style)
-            bottom.fill_between(part.scale, part.n_star_hardware_lo / 1e6, part.n_star_hardware_hi / 1e6,
+            bottom.plot(part.scale, part.n_star_hardware, color=color, label=label, **style)
+            bottom.fill_between(part.scale, part.n_star_hardware_lo, part.n_star_hardware_hi,
                                 color=color, alpha=0.1, lw=0)
         bottom.axhline(analytic, color="grey", ls="--", lw=1.2, label="analytic N*")
         top.set(title=f"batch {batch}", ylim=(0, cuts.gamma.max() + 1))
@@ -238,37 +244,39 @@ def _gamma_nstar_figure(cuts, batches, nstar):
         bottom.set(xlabel="scale of the GPU peak (x)")
         _scale_axis(bottom)
     axes[0, 0].set_ylabel("best gamma (draft tokens)")
-    axes[1, 0].set_ylabel("N* (million parameters)")
+    axes[1, 0].set_ylabel("N* (parameters)")
     axes[0, 0].legend(title="scaled", fontsize=9)
     axes[1, 0].legend(fontsize=9)
     for ax in axes[1]:
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(plt.NullFormatter())
-        ax.set_yticks([30, 50, 100, 200, 300])
+        params_axis(ax.yaxis, [30e6, 50e6, 100e6, 200e6, 300e6])
     fig.tight_layout()
     return fig
 
 
 def _grid_figure(rows, nstar, batches):
+    """Speedup (top) and N* (bottom) over the grid: each quantity on one colour scale across the batches,
+    with its colour bar, so equal colours are equal values in both panels."""
     import seaborn as sns
 
     from matplotlib.colors import LogNorm, Normalize
 
     grid = _merge(rows, nstar)
-    norms = (Normalize(grid.speedup_vs_autoregressive.min(), grid.speedup_vs_autoregressive.max()),
-             LogNorm(grid.n_star_hardware.min() / 1e6 / 1.5, grid.n_star_hardware.max() / 1e6))
-    fig, axes = plt.subplots(2, len(batches), figsize=(5.6 * len(batches), 9))
-    for col, batch in enumerate(batches):
-        part = grid[grid["workload.batch"] == batch]
-        for row, (column, fmt, cmap, scale) in enumerate((("speedup_vs_autoregressive", ".2f", "viridis", 1.0),
-                                                          ("n_star_hardware", ".0f", "crest", 1e-6))):
-            table = part.pivot_table(index=BW, columns=FL, values=column).sort_index(ascending=False) * scale
+    quantities = (("speedup_vs_autoregressive", "speedup (x)", "viridis", lambda v: f"{v:.2f}",
+                   Normalize(grid.speedup_vs_autoregressive.min(), grid.speedup_vs_autoregressive.max())),
+                  ("n_star_hardware", "hardware N* (parameters)", "crest", params_label,
+                   LogNorm(grid.n_star_hardware.min() / 1.5, grid.n_star_hardware.max())))
+    fig, axes = plt.subplots(2, len(batches), figsize=(5.6 * len(batches) + 1, 9), layout="constrained")
+    for row, (column, what, cmap, label, norm) in enumerate(quantities):
+        for ax, batch in zip(axes[row], batches):
+            part = grid[grid["workload.batch"] == batch]
+            table = part.pivot_table(index=BW, columns=FL, values=column).sort_index(ascending=False)
             table.index = [f"{v:.2g}x" for v in table.index]
             table.columns = [f"{v:.2g}x" for v in table.columns]
-            sns.heatmap(table, annot=True, fmt=fmt, cmap=cmap, norm=norms[row], cbar=False, ax=axes[row, col],
+            sns.heatmap(table, annot=table.map(label), fmt="", cmap=cmap, norm=norm, cbar=False, ax=ax,
                         annot_kws={"fontsize": 8})
-            what = "speedup (x)" if row == 0 else "hardware N* (M params)"
-            axes[row, col].set(title=f"{what}, batch {batch}", xlabel="FLOP/s scale (x)",
-                               ylabel="HBM bandwidth scale (x)")
-    fig.tight_layout()
+            ax.set(title=f"{what.split(' (')[0]}, batch {batch}", xlabel="FLOP/s scale (x)",
+                   ylabel="HBM bandwidth scale (x)")
+        bar = colorbar(fig, axes[row], axes[row, 0].collections[0], what)
+        if row == 1:
+            params_axis(bar.ax.yaxis)
     return fig

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..errors import InputError
 from ..hardware import load_gpu
 from ..models import kv_bytes_per_token, load_model
-from .page import REVISION_FIDELITY, REVISION_ROW_TILES, Page
+from .axes import capped_handle, plain_log_axis, points
+from .page import REVISION_FIDELITY, REVISION_FIGURES, REVISION_ROW_TILES, Page
 
 TITLE = "Batch-size sensitivity: speedup and best gamma from batch 1 to 256, short vs long context"
 PAIR_STUDIES = ("study-batch-70b", "study-batch-8b", "study-batch-qwen7b")
@@ -43,10 +43,10 @@ def build(studies) -> Page:
     page.figure("gamma_and_batch", _gamma_batch_figure(sim),
                 "Top: the lookahead gamma = auto settles on (most used, simulated). Bottom: mean running batch "
                 "of the simulated speculative run vs the nominal batch (grey: equality); at 32k the KV "
-                "cache caps it.")
+                "cache caps it (hollow).")
     page.figure("tpot", _tpot_figure(sim),
-                "Time per output token (ms, log scale) of the speculative run (solid) and the autoregressive "
-                "baseline (dashed), simulated.")
+                "Time per output token (ms, log scale) of the speculative run (solid, circles) and the "
+                "autoregressive baseline (dashed, squares), simulated; hollow: the KV cache caps the running batch.")
     page.text(_explanation(sim, summary))
     page.table(_table(summary))
     page.text("Command: `sdsl-sim report batch-sensitivity --out reports` (sweep files "
@@ -74,6 +74,8 @@ intervals 1.80-2.05 and 1.72-1.88, both holding the expected 1.87x); the expecte
               "crossed smoothly: for 70B + 1B on 4 x H100 (1k prompt) gamma = auto first drops below 4 at batch 16 "
               "(was 32) and the batch-256 speedup is 1.12x (was 1.04x); qwen2.5-7b + 0.5b at batch 256 now stops "
               "speculating (1.00x, was 1.05x).")
+    page.text(REVISION_FIGURES + "Points whose running batch the KV cache caps are hollow in every figure "
+              "(they were filled in the gamma and TPOT figures, where the baseline's squares were hollow).")
     page.text(REVISION_ROW_TILES + "Verification at large batch costs more: 70B + 1B on 4 x H100 at batch 256 "
               "1.06x (was 1.12x), and with gamma fixed at 4 it crosses 1 near batch 98 (was 130); 8B + 1B on an "
               "A100 at batch 256 now stops speculating (1.00x, was 1.09x).")
@@ -293,6 +295,11 @@ def _log2_axis(ax) -> None:
     ax.minorticks_off()
 
 
+def _capped(part: pd.DataFrame) -> pd.Series:
+    """Points whose running batch the KV cache holds below the nominal batch (drawn hollow)."""
+    return part["workload.requests"] < part["workload.batch"]
+
+
 def _speedup_figure(sim, auto, fixed, summary):
     pairs = list(dict.fromkeys(_order(sim).pair))
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.4), sharey=True)
@@ -300,13 +307,12 @@ def _speedup_figure(sim, auto, fixed, summary):
         ax.axhline(1, color="grey", lw=1, zorder=0)
         for ctx, color in COLORS.items():
             part = _order(sim[(sim.pair == pair) & (sim.context == ctx)])
-            capped = part["workload.requests"] < part["workload.batch"]
+            capped = _capped(part)
             y = part.speedup_vs_autoregressive
             ax.errorbar(part["workload.batch"], y, yerr=[y - part.speedup_vs_autoregressive_ci95_lo,
                                                          part.speedup_vs_autoregressive_ci95_hi - y],
                         fmt="none", ecolor=color, lw=1, capsize=2)
-            ax.scatter(part["workload.batch"][~capped], y[~capped], color=color, s=28, zorder=3)
-            ax.scatter(part["workload.batch"][capped], y[capped], facecolor="white", edgecolor=color, s=28, zorder=3)
+            points(ax, part["workload.batch"], y, capped, color, zorder=3)
             for exp, style in ((auto, "-"), (fixed, "--")):
                 e = _order(exp[(exp.pair == pair) & (exp.context == ctx)])
                 ax.plot(e["workload.batch"], e.speedup_vs_autoregressive, style, color=color, lw=1.2, alpha=0.8)
@@ -318,7 +324,7 @@ def _speedup_figure(sim, auto, fixed, summary):
         ax.set(title=pair, xlabel="batch (sequences)")
     axes[0].set_ylabel("speedup vs autoregressive (x)")
     handles = [Line2D([], [], color=c, marker="o", lw=0, label=f"{ctx} prompt") for ctx, c in COLORS.items()]
-    handles += [Line2D([], [], color="black", marker="o", mfc="white", lw=0, label="running batch capped by KV"),
+    handles += [capped_handle("running batch capped by KV"),
                 Line2D([], [], color="black", ls="-", label="expected, gamma = auto"),
                 Line2D([], [], color="black", ls="--", label=f"expected, gamma = {FIXED_GAMMA}"),
                 Line2D([], [], color="black", marker="x", lw=0, mew=2, label=f"gamma = {FIXED_GAMMA} crosses 1")]
@@ -335,8 +341,9 @@ def _gamma_batch_figure(sim):
         bottom.plot(BATCHES, BATCHES, color="grey", lw=1, zorder=0)
         for ctx, color in COLORS.items():
             part = _order(sim[(sim.pair == pair) & (sim.context == ctx)])
-            top.plot(part["workload.batch"], part.gamma, "o-", color=color, label=f"{ctx} prompt")
-            bottom.plot(part["workload.batch"], part.mean_batch, "o-", color=color, label=f"{ctx} prompt")
+            for ax, column in ((top, "gamma"), (bottom, "mean_batch")):
+                ax.plot(part["workload.batch"], part[column], "-", color=color, label=f"{ctx} prompt")
+                points(ax, part["workload.batch"], part[column], _capped(part), color, zorder=3)
         _log2_axis(top)
         bottom.set_yscale("log", base=2)
         bottom.set_yticks(BATCHES, [str(b) for b in BATCHES])
@@ -345,7 +352,8 @@ def _gamma_batch_figure(sim):
         bottom.set(xlabel="nominal batch (sequences)")
     axes[0, 0].set_ylabel("gamma = auto (draft tokens)")
     axes[1, 0].set_ylabel("mean running batch (sequences)")
-    axes[0, 0].legend(fontsize=9)
+    handles = [Line2D([], [], color=color, marker="o", label=f"{ctx} prompt") for ctx, color in COLORS.items()]
+    axes[0, 0].legend(handles=[*handles, capped_handle("running batch capped by KV")], fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -356,16 +364,18 @@ def _tpot_figure(sim):
     for ax, pair in zip(axes, pairs):
         for ctx, color in COLORS.items():
             part = _order(sim[(sim.pair == pair) & (sim.context == ctx)])
-            ax.plot(part["workload.batch"], part.tpot_ms, "o-", color=color, label=f"{ctx}, speculative")
-            ax.plot(part["workload.batch"], part.baseline_tpot_ms, "s--", color=color, mfc="white",
-                    label=f"{ctx}, autoregressive")
+            for column, line, marker, what in (("tpot_ms", "-", "o", "speculative"),
+                                               ("baseline_tpot_ms", "--", "s", "autoregressive")):
+                ax.plot(part["workload.batch"], part[column], line, color=color, label=f"{ctx}, {what}")
+                points(ax, part["workload.batch"], part[column], _capped(part), color, marker=marker, zorder=3)
         _log2_axis(ax)
         ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(subs=(1, 1.5, 2, 3, 5, 7)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        plain_log_axis(ax.yaxis, subs=(1, 1.5, 2, 3, 5, 7))
         ax.set(title=pair, xlabel="batch (sequences)")
     axes[0].set_ylabel("TPOT (ms per output token)")
-    axes[0].legend(fontsize=8)
+    handles = [Line2D([], [], color=color, ls=line, marker=marker, label=f"{ctx}, {what}")
+               for ctx, color in COLORS.items()
+               for line, marker, what in (("-", "o", "speculative"), ("--", "s", "autoregressive"))]
+    axes[0].legend(handles=[*handles, capped_handle("running batch capped by KV")], fontsize=8)
     fig.tight_layout()
     return fig

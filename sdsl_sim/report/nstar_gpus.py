@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import pyplot as plt
 
-from .page import REVISION_FIDELITY, Page
+from .axes import params_axis, params_label
+from .page import REVISION_FIDELITY, REVISION_FIGURES, REVISION_SCHEMA, Page
 
 TITLE = "N* on real GPUs: analytic vs hardware-aware optimal draft size"
 STUDIES = ("study-nstar", "study-nstar-405b", "study-nstar-ideal")
@@ -69,14 +70,14 @@ analytic one (median {real.hardware_over_analytic.median():.2f}x): smaller, by {
 at the median. Yet using the analytic N* anyway costs little TPOT: median
 {real.tpot_penalty_pct.median():.1f}%, at most {worst.tpot_penalty_pct:.1f}% ({worst["model.target"]} on
 {worst.gpu}, batch {worst.batch}). For {FOCUS} (tp {int(focus.tp.iloc[0])}), analytic N* =
-{_params(focus.n_star_analytic.iloc[0])}:
+{params_label(focus.n_star_analytic.iloc[0])}:
 
 {_focus_markdown(focus_table)}
 
 **Why they differ.** (1) *The draft is relatively dearer than N/M says.* The closed form prices a draft pass
 at N/M of a target pass. On a GPU the target's pass is split over tp GPUs while the draft runs on one, and a
 small draft cannot use the GPU's bandwidth (kernel floors of a few microseconds, low bandwidth efficiency on
-small matrices, per-step host work). For {FOCUS} at tp 4 with a {_params(at_analytic["draft_params"])} draft
+small matrices, per-step host work). For {FOCUS} at tp 4 with a {params_label(at_analytic["draft_params"])} draft
 (the curve point nearest the analytic N*), the draft/target pass-time ratio at batch 1 is
 {at_analytic["cost_ratio"]:.4f} on {at_analytic["gpu"]}, {at_analytic["vs_params"]:.1f}x N/M
 ({at_analytic["n_over_m"]:.4f}); tp accounts for {int(focus.tp.iloc[0])}x, floors and efficiency for the other
@@ -91,14 +92,14 @@ the speedup at the hardware N* falls from a median {real[real.batch == batches[0
 {near}. So the exact hardware N* is not a robust number: it tends to land just below a step in the
 synthetic draft's layer count (each layer adds fixed per-kernel costs), and it can jump between such steps
 when the GPU or batch changes: over the {len(real)} real-GPU points it takes only {len(steps)} distinct values
-(about {", ".join(map(_params, steps))}, each within 5%). The TPOT penalty, not the N* ratio, is the number to act on.
+(about {", ".join(map(params_label, steps))}, each within 5%). The TPOT penalty, not the N* ratio, is the number to act on.
 
 Regenerate with `sdsl-sim report nstar-on-gpus --out reports`; one point by hand:
 `sdsl-sim nstar --target llama-3.1-70b --hardware h100-sxm --tp 4 --batch 1 --context 1024 --json`.
 """)
     page.figure("nstar_vs_target", _nstar_figure(rows), "Optimal draft size against target size (log axes): the analytic N* "
                 "(line), the paper's linear law N* = 2.71e-3 M + 87.1M (dashed), and the hardware-aware N* per GPU "
-                "(markers, nudged sideways so equal values stay visible; `ideal` as open black circles).")
+                "(markers, nudged sideways so equal values stay visible; `ideal` as black diamonds).")
     page.figure("tpot_penalty", _penalty_figure(real), "TPOT penalty of drafting with the analytic N* instead of the "
                 "hardware-aware one: TPOT at analytic N* / TPOT at hardware N* - 1.")
     page.figure("tpot_curve", _curve_figure(curve, focus), f"{FOCUS} (tp 4): expected TPOT against draft size (21 sizes, "
@@ -122,6 +123,11 @@ empty in the curve's data (the runtime profile decides them; the drafts still ru
     page.text("**Revision (speculation methods).** Numbers unchanged; the data gained vLLM's speculative counters "
               "(`num_drafts`, `num_draft_tokens`, `num_accepted_tokens`, `mean_acceptance_length`) and the "
               "`speculation_method` and `acceptance_note` columns.")
+    page.text(REVISION_SCHEMA + "The scan's curve data also holds the rest of that schema (NaN where the "
+              "expected-value method knows no requests).")
+    page.text(REVISION_FIGURES + "Model and draft sizes read as 8B, 70B or 100M on every axis (they were "
+              "powers of ten); `ideal` is drawn as black diamonds, not open circles (hollow markers mean capped "
+              "points on every page).")
     return page
 
 
@@ -139,8 +145,8 @@ def _near_optimal_ranges(curve: pd.DataFrame) -> str:
     """The draft sizes within FLAT_PCT of each curve's minimum, summarised over all curves."""
     near = curve[curve.tpot_rel_best <= 1 + FLAT_PCT / 100].groupby(["gpu", "batch"]).draft_params.agg(["min", "max"])
     return (f"for {FOCUS}, the sampled draft sizes within {FLAT_PCT:g}% of the optimum run from "
-            f"{_params(near['min'].median())} to {_params(near['max'].median())} (median over GPUs and batches; "
-            f"widest band {_params(near['min'].min())}-{_params(near['max'].max())})")
+            f"{params_label(near['min'].median())} to {params_label(near['max'].median())} (median over GPUs and batches; "
+            f"widest band {params_label(near['min'].min())}-{params_label(near['max'].max())})")
 
 
 def _cost_ratio_at(curve: pd.DataFrame, n_params: float) -> dict:
@@ -170,10 +176,12 @@ def _nstar_figure(rows: pd.DataFrame):
         sns.scatterplot(real, x="target_params", y="n_star_hardware", hue="gpu", style="gpu", hue_order=GPUS,
                         style_order=GPUS, s=70, ax=ax, zorder=3)
         ideal = at[at.gpu == "ideal"]
-        ax.scatter(ideal.target_params, ideal.n_star_hardware, s=110, facecolors="none", edgecolors="black",
+        ax.scatter(ideal.target_params, ideal.n_star_hardware, s=45, marker="D", color="black",
                    label="ideal (hardware-aware)", zorder=4)
         ax.set(xscale="log", yscale="log", title=f"batch {batch}, context 1024",
                xlabel="target size M (parameters)", ylabel="optimal draft size N* (parameters)")
+        params_axis(ax.xaxis)
+        params_axis(ax.yaxis)
         ax.legend(fontsize=7.5, loc="upper left")
     return fig
 
@@ -187,6 +195,7 @@ def _penalty_figure(real: pd.DataFrame):
         ax.axhline(0, color="grey", lw=1)
         ax.set(xscale="log", title=f"batch {batch}", xlabel="target size M (parameters)",
                ylabel="TPOT at analytic N* / at hardware N* - 1 (%)")
+        params_axis(ax.xaxis)
         ax.legend(fontsize=8)
     return fig
 
@@ -204,6 +213,7 @@ def _curve_figure(curve: pd.DataFrame, focus: pd.DataFrame):
             ax.scatter(row.n_star_hardware, 1.0, marker="*", s=160, color=palette[row.gpu], edgecolor="black", zorder=4)
         ax.set(xscale="log", ylim=(0.99, 1.25), title=f"batch {batch}", xlabel="draft size N (parameters)",
                ylabel="TPOT / TPOT at hardware-aware N* (x)")
+        params_axis(ax.xaxis)
         ax.legend(fontsize=8)
     return fig
 
@@ -212,7 +222,7 @@ def _focus_markdown(table: pd.DataFrame) -> str:
     lines = ["| GPU | " + " | ".join(f"hardware N* (batch {b}) | TPOT penalty (batch {b})" for b in table.columns.levels[1]) + " |",
              "|---|" + "---|---|" * len(table.columns.levels[1])]
     for gpu, row in table.iterrows():
-        cells = [f"{_params(row[('n_star_hardware', b)])} | {row[('tpot_penalty_pct', b)]:.1f}%" for b in table.columns.levels[1]]
+        cells = [f"{params_label(row[('n_star_hardware', b)])} | {row[('tpot_penalty_pct', b)]:.1f}%" for b in table.columns.levels[1]]
         lines.append(f"| {gpu} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -226,16 +236,12 @@ def _clusters(values: pd.Series, gap: float = 1.05) -> list[float]:
 
 def _targets_line(rows: pd.DataFrame) -> str:
     targets = rows.drop_duplicates("model.target").sort_values("target_params")
-    return ", ".join(f"{t} ({_params(p)})" for t, p in zip(targets["model.target"], targets.target_params))
+    return ", ".join(f"{t} ({params_label(p)})" for t, p in zip(targets["model.target"], targets.target_params))
 
 
 def _tp_line(real: pd.DataFrame) -> str:
     tps = real.drop_duplicates(["model.target", "tp"]).sort_values("target_params")
     return ", ".join(f"{t} {tp}" for t, tp in zip(tps["model.target"], tps.tp))
-
-
-def _params(n: float) -> str:
-    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
 
 
 def _pct(x: float) -> str:

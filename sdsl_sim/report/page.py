@@ -1,7 +1,8 @@
 """Writing one report page: markdown, seaborn figures (PNG) and the data behind them (parquet + CSV).
 
 A study module builds a `Page` from DataFrames only; this module owns the files. Figures use the
-non-interactive Agg backend and fixed sizes and fonts, so a page regenerates identically.
+non-interactive Agg backend and fixed sizes and fonts, so a page regenerates identically: `report all`
+leaves a committed tree byte for byte as it was (tests/test_reports.py checks it).
 """
 
 from dataclasses import dataclass, field
@@ -12,9 +13,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+import PIL  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
+
+# A PNG's bytes are fixed by what draws it (matplotlib's Agg) and what compresses it (Pillow's zlib), and by
+# nothing else: the file names both, so a byte difference can be told from another rendering stack.
+RENDERER = f"matplotlib {matplotlib.__version__}, Pillow {PIL.__version__}"
 
 
 @dataclass
@@ -54,13 +60,15 @@ class Page:
         out = Path(out_dir) / self.name
         out.mkdir(parents=True, exist_ok=True)
         for stem, fig in self.figures.items():
-            fig.savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+            fig.savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight", metadata={"Software": RENDERER})
             plt.close(fig)
         for stem, frame in self.tables.items():
             parquet = out / f"{stem}.parquet"
             if not _holds(parquet, frame):
                 frame.to_parquet(parquet, index=False)
-            frame.to_csv(out / f"{stem}.csv", index=False, float_format="%.6g")
+            # The CSV is printed from the parquet file's values, not the fresh ones: a last-bit difference
+            # can never round a %.6g digit the other way.
+            pd.read_parquet(parquet).to_csv(out / f"{stem}.csv", index=False, float_format="%.6g")
         path = out / "README.md"
         path.write_text(f"# {self.title}\n\n" + "\n\n".join(self.blocks) + "\n")
         return path
@@ -95,3 +103,10 @@ REVISION_ROW_TILES = ("**Revision (whole row tiles).** A GEMM (and attention) of
                       "a whole tile for every row tile, its partial last one included (`costs.row_fill`); before, "
                       "a partial tile cost only its used rows, so 320 rows could price below 256. Passes up to "
                       "one tile (256 rows on every GPU profile) are unchanged. ")
+# The figure revision (issue 13): every page's PNGs changed with it; each page adds what its figures changed.
+REVISION_FIGURES = ("**Revision (figures).** Numbers unchanged. Each PNG names the matplotlib and Pillow that drew "
+                    "it, and `report all` leaves the committed pages byte for byte as they were. ")
+# The result-schema revision (issue 13): pages whose data holds simulation metrics renamed them.
+REVISION_SCHEMA = ("**Revision (result schema).** Numbers unchanged; the data's metric columns take vLLM `bench serve`'s "
+                   "names where vLLM has the quantity (`output_throughput`, `mean_ttft_ms`, `p99_ttft_ms`, "
+                   "`spec_decode_acceptance_length`, ...; the README's Results table maps every key). ")

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib import pyplot as plt
-from matplotlib.ticker import NullFormatter
 from scipy.optimize import brentq
 
-from .page import REVISION_FIDELITY, Page
+from .axes import params_axis, params_label
+from .page import REVISION_FIDELITY, REVISION_FIGURES, REVISION_SCHEMA, Page
 
 TITLE = "The seed's experiment: OPT-13B with OPT drafts on one A100, simulated vs measured TPOT"
 STUDY = "study-seed-opt"
@@ -130,6 +130,9 @@ empty in the data (the runtime profile decides them; here the draft runs on 1 GP
     page.text("**Revision (speculation methods).** Numbers unchanged; the data gained vLLM's speculative counters "
               "(`num_drafts`, `num_draft_tokens`, `num_accepted_tokens`, `mean_acceptance_length`) and the "
               "`speculation_method` and `acceptance_note` columns.")
+    page.text(REVISION_SCHEMA + "The data also holds the rest of that schema (std_, median_ and per-position "
+              "acceptance).")
+    page.text(REVISION_FIGURES + "Draft sizes read as 125M or 1.32B (they printed as 1316M).")
     return page
 
 
@@ -182,7 +185,7 @@ def _tpot_figure(sim: pd.DataFrame, measured: pd.DataFrame, drafts: list, config
         ax.bar(x - 0.4 + width * (i + 0.5), at.tpot_ms, width, color=palette[config], label=f"simulated: {config}",
                yerr=[at.tpot_ms - at.tpot_ms_ci95_lo, at.tpot_ms_ci95_hi - at.tpot_ms], capsize=2)
         ax.axhline(at.baseline_tpot_ms.iloc[0], color=palette[config], ls="--", lw=1.2)
-    ax.set_xticks(x, [f"{d}\n({p / 1e6:.0f}M)" for d, p in zip(drafts, sim.drop_duplicates("draft").draft_params)])
+    ax.set_xticks(x, [f"{d}\n({params_label(p)})" for d, p in zip(drafts, sim.drop_duplicates("draft").draft_params)])
     ax.set(xlabel="draft model (parameters)", ylabel="TPOT (ms per output token)",
            title="OPT-13B target, batch 1; dashed: plain OPT-13B decoding")
     ax.legend(fontsize=8, loc="upper left", ncols=2)
@@ -203,6 +206,5 @@ def _trend_figure(sim: pd.DataFrame, measured: pd.DataFrame, drafts: list):
         ax.set(xlabel=label, ylabel="TPOT (ms per output token)")
         ax.legend(fontsize=8)
     axes[0].set_xscale("log")
-    axes[0].xaxis.set_minor_formatter(NullFormatter())
-    axes[0].set_xticks(meas.draft_params, [f"{n / 1e6:.0f}M" for n in meas.draft_params])
+    params_axis(axes[0].xaxis, meas.draft_params)
     return fig

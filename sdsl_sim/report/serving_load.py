@@ -7,9 +7,10 @@ each point simulated with its plain-decoding baseline on the same requests).
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
+from matplotlib.lines import Line2D
 
 from .batch import first_below_one
-from .page import REVISION_FIDELITY, REVISION_ROW_TILES, Page
+from .page import REVISION_FIDELITY, REVISION_FIGURES, REVISION_ROW_TILES, REVISION_SCHEMA, Page
 
 TITLE = "Serving load: does speculation still pay at 2, 8 or 16 requests/s?"
 STUDY = "study-serving-load"
@@ -31,8 +32,8 @@ def build(studies) -> Page:
                 "Speedup over plain decoding of the same requests (TPOT ratio, 95% interval) against the Poisson "
                 "arrival rate; below the dotted line speculation slows serving down.")
     page.figure("goodput", _goodput_figure(rows),
-                "Goodput (requests/s meeting TTFT <= 2 s and TPOT <= 50 ms) with speculation (solid) and without "
-                "(dashed), and the mean running batch.")
+                "Goodput (requests/s meeting TTFT <= 2 s and TPOT <= 50 ms) with speculation (solid, circles) and "
+                "without (dashed, squares), and the mean running batch.")
     page.text("Where each engine stops paying (the rate at which the TPOT speedup first drops below 1, "
               "interpolated; `never` when it stays above 1 up to the highest rate) and its best goodput:")
     page.table(summary)
@@ -42,6 +43,9 @@ def build(studies) -> Page:
     page.text(REVISION_ROW_TILES + "Large running batches verify more than one tile of rows, so speculation "
               "stops paying earlier: chunked gamma 4 below 1 from 13.3 requests/s (was 15.1), gamma auto 1.25x "
               "at 16 requests/s (was 1.44x).")
+    page.text(REVISION_SCHEMA)
+    page.text(REVISION_FIGURES + "The plain-decoding goodput is drawn with filled squares, not hollow circles "
+              "(hollow markers mean capped points on every page), and the legend says which line is which.")
     page.text(f"Command: `sdsl-sim report serving-load --out reports` (sweep file `scenarios/{STUDY}.toml`).")
     page.data("serving_load", rows)
     return page
@@ -53,8 +57,8 @@ def _rows(raw: pd.DataFrame) -> pd.DataFrame:
     rows["engine"] = [ENGINES[(bool(c), str(g), int(d))] for c, g, d in rows[keys].itertuples(index=False)]
     columns = ["engine", *keys, "workload.rate_per_s", "seed", "alpha", "mean_gamma", "mean_batch",
                "speedup_vs_autoregressive", "speedup_vs_autoregressive_ci95_lo", "speedup_vs_autoregressive_ci95_hi",
-               "throughput_speedup", "e2e_speedup", "tpot_ms", "baseline_tpot_ms", "ttft_ms", "baseline_ttft_ms",
-               "ttft_ms_p99", "queue_ms", "request_goodput", "baseline_request_goodput", "slo_attainment",
+               "throughput_speedup", "e2e_speedup", "tpot_ms", "baseline_tpot_ms", "mean_ttft_ms", "baseline_mean_ttft_ms",
+               "p99_ttft_ms", "mean_queue_ms", "request_goodput", "baseline_request_goodput", "slo_attainment",
                "preemptions", "predicted_speedup"]
     order = {label: i for i, label in enumerate(ENGINES.values())}
     return rows[columns].sort_values(["engine", "workload.rate_per_s"], key=lambda s: s.map(order) if s.name == "engine"
@@ -102,13 +106,16 @@ def _goodput_figure(rows):
         part = rows[rows.engine == engine]
         rate = part["workload.rate_per_s"]
         ax.plot(rate, part.request_goodput, "o-", color=color, label=engine)
-        ax.plot(rate, part.baseline_request_goodput, "o--", color=color, alpha=0.6, mfc="none")
+        ax.plot(rate, part.baseline_request_goodput, "s--", color=color, alpha=0.6, ms=5)
         bx.plot(rate, part.mean_batch, "o-", color=color, label=engine)
     top = rows["workload.rate_per_s"].max()
     ax.plot([0, top], [0, top], color="grey", lw=0.8, ls=":", label="every request meets the SLO")
     ax.set_xlabel("arrival rate (requests/s)")
     ax.set_ylabel("goodput (requests/s)")
-    ax.legend(fontsize=7)
+    ax.legend(handles=[*ax.get_legend_handles_labels()[0],
+                       Line2D([], [], color="black", marker="o", label="speculative"),
+                       Line2D([], [], color="black", marker="s", ls="--", alpha=0.6, ms=5, label="plain decoding")],
+              fontsize=7)
     bx.set_xlabel("arrival rate (requests/s)")
     bx.set_ylabel("mean running batch (speculative run)")
     fig.tight_layout()

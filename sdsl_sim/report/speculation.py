@@ -23,7 +23,7 @@ from ..step import StepPricer
 from ..tomlfile import read_toml
 from ..tree_size import hardware_tree, pricer_for, tree_accept_for_budget
 from .moe import _batch_axis
-from .page import REVISION_ROW_TILES, Page
+from .page import REVISION_FIGURES, REVISION_ROW_TILES, Page
 
 TITLE = "Which speculation: draft model, EAGLE-3 chain or tree, MTP heads or n-gram, against batch"
 # target -> (tp, weight dtype, GPUs). DeepSeek-V3 is the MoE target: 671B in its native fp8 needs 8 GPUs of
@@ -124,6 +124,7 @@ def build(studies) -> Page:
               "and 2 -> 3 from 128 to 256); 8B tree speedups at batch 64 fall by up to 0.21x.")
     page.text("**Revision (MoE target).** New: deepseek-v3 at tp 8 in fp8 on the H200 and B200 with its MTP "
               "module and n-gram lookup, and a `weight_dtype` column in the data; the Llama rows are unchanged.")
+    page.text(REVISION_FIGURES + "The figure itself is unchanged.")
     return page
 
 

@@ -12,7 +12,8 @@ from scipy import stats
 
 from ..hardware import load_gpu
 from ..models import load_model
-from .page import REVISION_FIDELITY, REVISION_ROW_TILES, Page
+from .axes import params_axis, speedup_bars
+from .page import REVISION_FIDELITY, REVISION_FIGURES, REVISION_ROW_TILES, REVISION_SCHEMA, Page
 
 TITLE = "Hardware what-if: the same pairs on every GPU profile (TPOT, speedup, best gamma, N*)"
 STUDY, SIM_STUDY, NSTAR_STUDY = "study-hardware", "study-hardware-simulated", "study-hardware-nstar"
@@ -32,10 +33,10 @@ def build(studies) -> Page:
                 "Time per output token (ms) with speculative decoding (filled) and without (hollow), expected "
                 "value; GPUs in order of HBM bandwidth.")
     page.figure("speedup", _speedup_figure(rows, gpus, pairs, batches),
-                "Speedup over plain decoding: bars expected value (the number in the bar is the best gamma), "
-                "dots simulated with their 95% interval.")
+                "Speedup over plain decoding: bars expected value, drawn from 1x (the number at the foot of the "
+                "bar is the best gamma), dots simulated with their 95% interval.")
     page.figure("nstar", _nstar_figure(rows, gpus, pairs, batches),
-                "Hardware-aware optimal draft size N* (million parameters, log scale) per GPU and target; bars: the "
+                "Hardware-aware optimal draft size N* (parameters, log scale) per GPU and target; bars: the "
                 "draft sizes within 1% of the best TPOT; dashed lines: the analytic N* of each target (the same on "
                 "every GPU).")
     page.text(_explanation(rows, pairs, batches))
@@ -62,6 +63,9 @@ the scheduler), so point ids and seeds changed again: the simulated speedups mov
     page.text(REVISION_ROW_TILES + "Batch-64 verification of more than 4 tokens per sequence now pays a second "
               "row tile: 70B + 1B on 8 x MI300X at batch 64 1.08x at gamma 1 (was 1.13x at gamma 4); 52 of 54 "
               "expected speedups lie inside the simulated intervals (was 51). Batch 1 is unchanged.")
+    page.text(REVISION_SCHEMA)
+    page.text(REVISION_FIGURES + "The speedup bars grow from the 1x line instead of 0, and N* reads as a size "
+              "(115M) on its axis.")
     return page
 
 
@@ -71,7 +75,7 @@ the scheduler), so point ids and seeds changed again: the simulated speedups mov
 def _merge(expected: pd.DataFrame, simulated: pd.DataFrame, nstar: pd.DataFrame) -> pd.DataFrame:
     """One row per (target, GPU, batch): expected metrics, the simulated speedup, N* and GPU peaks."""
     exp = expected[KEYS + ["model.draft", "hardware.tp", "workload.prompt_tokens", "workload.output_tokens", "method", "alpha", "gamma", "mean_batch", "tpot_ms",
-                           "baseline_tpot_ms", "speedup_vs_autoregressive", "throughput_tokens_per_s"]]
+                           "baseline_tpot_ms", "speedup_vs_autoregressive", "output_throughput"]]
     sim = simulated[KEYS + ["gamma", "speedup_vs_autoregressive", "speedup_vs_autoregressive_ci95_lo",
                             "speedup_vs_autoregressive_ci95_hi", "tpot_ms", "mean_batch", "seed"]].rename(
         columns=lambda c: c if c in KEYS else f"sim_{c}")
@@ -230,19 +234,19 @@ def _speedup_figure(rows, gpus, pairs, batches):
     x = np.arange(len(gpus))
     width = 0.8 / len(pairs)
     for ax, b in zip(axes, batches):
-        ax.axhline(1, color="grey", lw=1)
         for i, (pair, color) in enumerate(zip(pairs, PAIR_COLORS)):
             p = rows[(rows.pair == pair) & (rows["workload.batch"] == b)].set_index("hardware.name").loc[gpus]
             pos = x - 0.4 + width * (i + 0.5)
-            ax.bar(pos, p.speedup_vs_autoregressive, width * 0.9, color=color, alpha=0.55, label=pair)
+            speedup_bars(ax, pos, p.speedup_vs_autoregressive, width * 0.9, color=color, alpha=0.55, label=pair)
             sim = p.sim_speedup_vs_autoregressive
             ax.errorbar(pos, sim, yerr=[sim - p.sim_speedup_vs_autoregressive_ci95_lo,
                                         p.sim_speedup_vs_autoregressive_ci95_hi - sim],
                         fmt="o", color="black", ms=3, lw=1, capsize=2)
             for xp, g in zip(pos, p.gamma.astype(int)):
-                ax.text(xp, 0.08, str(g), ha="center", va="bottom", fontsize=8)
-        ax.set(ylabel="speedup vs autoregressive (x)", title=f"batch {b}", ylim=(0, None))
-        ax.legend(fontsize=9, loc="upper right", ncols=3)
+                ax.annotate(str(g), (xp, 1.0), textcoords="offset points", xytext=(0, 2), ha="center", va="bottom",
+                            fontsize=8)
+        ax.set(ylabel="speedup vs autoregressive (x)", title=f"batch {b}")
+    axes[-1].legend(fontsize=9, loc="upper right", ncols=3)  # where the shared axis leaves room above the bars
     axes[-1].set_xticks(x, _gpu_labels(rows, gpus), fontsize=9)
     fig.tight_layout()
     return fig
@@ -256,16 +260,15 @@ def _nstar_figure(rows, gpus, pairs, batches):
         for i, (pair, color, marker) in enumerate(zip(pairs, PAIR_COLORS, markers)):
             p = rows[(rows.pair == pair) & (rows["workload.batch"] == b)].set_index("hardware.name").loc[gpus]
             target = p["model.target"].iloc[0]
-            n = p.n_star_hardware / 1e6
-            ax.errorbar(x + 0.15 * (i - 1), n, yerr=[n - p.n_star_hardware_lo / 1e6, p.n_star_hardware_hi / 1e6 - n],
+            n = p.n_star_hardware
+            ax.errorbar(x + 0.15 * (i - 1), n, yerr=[n - p.n_star_hardware_lo, p.n_star_hardware_hi - n],
                         fmt=marker, color=color, ms=7, lw=1.2, capsize=3, label=f"{target} (tp {int(p.tp.iloc[0])})")
-            ax.axhline(p.n_star_analytic.iloc[0] / 1e6, color=color, ls="--", lw=1.2)
+            ax.axhline(p.n_star_analytic.iloc[0], color=color, ls="--", lw=1.2)
         ax.set_yscale("log")
-        ax.set_yticks([20, 50, 100, 200, 300], ["20", "50", "100", "200", "300"])
-        ax.yaxis.set_minor_formatter(plt.NullFormatter())
+        params_axis(ax.yaxis, [20e6, 50e6, 100e6, 200e6, 300e6])
         ax.set_xticks(x, [g for g in gpus], rotation=45, ha="right", fontsize=9)
         ax.set(title=f"batch {b}", xlabel="GPU (rising HBM bandwidth)")
-    axes[0].set_ylabel("N* (million parameters)")
+    axes[0].set_ylabel("N* (parameters)")
     axes[0].legend(fontsize=9, title="target (points: hardware-aware; dashed: analytic)", title_fontsize=8)
     fig.tight_layout()
     return fig

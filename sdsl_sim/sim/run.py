@@ -70,13 +70,11 @@ class Outcome:
     base: object = None  # SimResult of the autoregressive baseline
 
     def row(self) -> dict:
-        """The summary flattened to scalars: [lo, hi] -> _lo/_hi keys; the per-length and per-position
-        lists left out (they have no fixed width)."""
+        """The summary with every interval [lo, hi] split into _lo/_hi keys (a sweep stores the other lists,
+        the per-position acceptance and the histogram, as JSON)."""
         out = {}
         for key, value in self.summary.items():
-            if key in ("accepted_length_histogram", "acceptance_rate_per_position"):
-                continue
-            if isinstance(value, (list, tuple)):
+            if key.endswith("_ci95"):
                 out[f"{key}_lo"], out[f"{key}_hi"] = (float(v) for v in value)
             else:
                 out[key] = value.item() if hasattr(value, "item") else value
@@ -111,19 +109,21 @@ def _put_ratio(summary: dict, name: str, estimate: tuple) -> None:
 
 def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, step_events: bool = False,
                  keep_emissions: bool = False) -> Outcome:
-    """Simulate (or predict, for method "analytic") one scenario with one seed.
+    """Simulate (or predict, for method "analytic") one scenario with one seed; the summary's keys are
+    `metrics.summary_keys(run.metric_percentiles)` and the run extras below.
     step_events: one simpy timeout per step instead of per block (same results; see engine.py).
     keep_emissions: keep the per-delivery emission tables (for `--out`)."""
     s = setup(scenario)
     pred = predict(s)
     cfg = scenario.config
+    percentiles = cfg["run"]["metric_percentiles"]
     common = {"method": cfg["run"]["method"], "speculation_method": cfg["decoding"]["method"],
               "alpha": s.alpha, "alpha_source": s.alpha_source, "acceptance_note": s.acceptance_note,
               "cost_ratio": s.timer.cost_ratio(pred["batch"], s.mean_prompt_tokens),
               "predicted_tpot_ms": 1e3 * pred["tpot_s"],
               "predicted_speedup": pred["baseline_tpot_s"] / pred["tpot_s"]}
     if common["method"] == "analytic":
-        return Outcome("analytic", s, {**common, **_analytic_summary(s, pred)})
+        return Outcome("analytic", s, {**common, **_analytic_summary(s, pred, percentiles)})
 
     arrivals_ss, alphas_ss, spec_ss, base_ss, lengths_ss = np.random.SeedSequence(seed).spawn(5)
     spec_w, base_w = draw_workloads(s, np.random.default_rng(arrivals_ss), np.random.default_rng(lengths_ss))
@@ -135,59 +135,57 @@ def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, ste
     plain = policy.max_gamma == 0  # gamma = 0: the run is its own baseline, with no draft model loaded
     spec = simulate(base_w if plain else spec_w, s.base_timer if plain else s.timer, s.acceptance, policy,
                     rng=np.random.default_rng(spec_ss), progress=progress, **shared)
-    summary = {**common, **metrics.summarize(spec, slo)}
+    summary = {**common, **metrics.summarize(spec, slo, percentiles=percentiles)}
     summary["gamma"] = _mode_gamma(spec)
     if plain:
         base, base_summary = spec, summary
     else:
         base = simulate(base_w, s.base_timer, s.acceptance, FixedGamma(0), rng=np.random.default_rng(base_ss),
                         **shared)
-        base_summary = metrics.summarize(base, slo)
+        base_summary = metrics.summarize(base, slo, percentiles=percentiles)
     _put_ratio(summary, "speedup_vs_autoregressive", _ratio(base_summary, summary, "tpot_ms"))
-    _put_ratio(summary, "throughput_speedup", _ratio(base_summary, summary, "throughput_tokens_per_s", invert=True))
-    _put_ratio(summary, "e2e_speedup", _ratio(base_summary, summary, "e2e_ms"))
-    for key in ("iterations", "tpot_ms", "throughput_tokens_per_s", "e2e_ms", "ttft_ms", "request_goodput",
-                "preemptions"):
+    _put_ratio(summary, "throughput_speedup", _ratio(base_summary, summary, "output_throughput", invert=True))
+    _put_ratio(summary, "e2e_speedup", _ratio(base_summary, summary, "mean_e2el_ms"))
+    for key in BASELINE_KEYS:
         summary[f"baseline_{key}"] = base_summary[key]
     summary["sim_wall_s"] = spec.sim_wall_s + (base.sim_wall_s if base is not spec else 0.0)
     return Outcome("simulated", s, summary, spec, base)
 
 
+# The baseline run's values a summary carries beside the speculative run's, as baseline_<key>.
+BASELINE_KEYS = ("iterations", "tpot_ms", "output_throughput", "mean_e2el_ms", "mean_ttft_ms", "request_goodput",
+                 "preemptions")
 ANALYTIC_CI_NOTE = "undefined: run.method = 'analytic' is an expected value, with no sampling error"
 
 
-def _analytic_summary(s: Setup, pred: dict) -> dict:
+def _analytic_summary(s: Setup, pred: dict, percentiles) -> dict:
+    """The simulated summary's keys (`metrics.summary_keys`), NaN where only a simulation knows."""
     nan = float("nan")
     tokens = float(s.acceptance.expected_tokens(pred["gamma"]))
     throughput, base_throughput = pred["batch"] / pred["tpot_s"], pred["batch"] / pred["baseline_tpot_s"]
-    notes = {f"{key}_ci95_note": ANALYTIC_CI_NOTE
-             for key in ("tpot_ms", "speedup_vs_autoregressive", "throughput_speedup")}
-    return {**notes,
+    out = {key: [nan, nan] if key.endswith("_ci95") else nan for key in metrics.summary_keys(percentiles)}
+    out.update({f"baseline_{key}": nan for key in BASELINE_KEYS})
+    out.update({f"{key}_ci95_note": ANALYTIC_CI_NOTE
+                for key in ("tpot_ms", "speedup_vs_autoregressive", "throughput_speedup")})
+    out.update({
         "gamma": pred["gamma"], "mean_gamma": float(pred["gamma"]), "mean_batch": float(pred["batch"]),
-        "tpot_ms": 1e3 * pred["tpot_s"], "tpot_ms_ci95": [nan, nan],
-        "throughput_tokens_per_s": throughput,
+        "tpot_ms": 1e3 * pred["tpot_s"], "output_throughput": throughput,
         "speedup_vs_autoregressive": pred["baseline_tpot_s"] / pred["tpot_s"],
         "speedup_vs_autoregressive_ci95": [nan, nan],
         "throughput_speedup": throughput / base_throughput, "throughput_speedup_ci95": [nan, nan],
-        "mean_tokens_per_iteration": tokens, "acceptance_rate": s.alpha,
-        "output_tokens": s.requests * s.mean_output_tokens,
-        "iterations": nan, "baseline_iterations": nan,
+        "e2e_speedup": nan, "e2e_speedup_ci95": [nan, nan],
+        "mean_tokens_per_iteration": tokens, "acceptance_rate": s.alpha, "completed": s.requests,
+        "total_output_tokens": s.requests * s.mean_output_tokens,
+        "total_input_tokens": s.requests * s.mean_prompt_tokens, "failed": 0,
+        "spec_decode_per_position_acceptance_rates": [], "accepted_length_histogram": [],
         "baseline_tpot_ms": 1e3 * pred["baseline_tpot_s"],
-        "baseline_throughput_tokens_per_s": base_throughput, "sim_wall_s": 0.0,
-    }
+        "baseline_output_throughput": base_throughput, "sim_wall_s": 0.0,
+    })
+    return out
 
 
 def evaluate(scenario, seed: int) -> dict:
-    """Evaluate a scenario into one flat dict of scalar metrics (`Outcome.row`).
-
-    Keys: method ("simulated" or "analytic"), alpha, gamma (the most used), mean_gamma, cost_ratio,
-    tpot_ms (+ _ci95_lo/hi), throughput_tokens_per_s, speedup_vs_autoregressive, throughput_speedup,
-    e2e_speedup (each + _ci95_lo/hi, and _ci95_note where the interval is undefined: see
-    metrics.UNDEFINED), mean_tokens_per_iteration, acceptance_rate, draft_acceptance_rate,
-    ttft_ms, e2e_ms, itl_ms, queue_ms and their _p50/_p90/_p99, request_goodput and slo_attainment
-    (with [slo]), preemptions, output_tokens, iterations, the baseline's tpot_ms, throughput, e2e_ms,
-    ttft_ms, goodput and preemptions (baseline_*), time_draft_s, time_verify_s, time_prefill_s,
-    predicted_tpot_ms and predicted_speedup (the expected-value prediction), sim_wall_s. Analytic rows
-    carry NaN where only a simulation knows.
-    """
+    """Evaluate a scenario into one flat dict of metrics (`Outcome.row`): the summary of `run_scenario`
+    (`metrics.summary_keys`, vLLM `bench serve` names where vLLM has the quantity) with every interval
+    split into _ci95_lo/_hi. Analytic rows carry NaN where only a simulation knows."""
     return run_scenario(scenario, seed).row()

@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from ..analytic import alpha_from_expected_tokens, alpha_from_sizes, marginal_acceptance, tree_accept_from_length
-from ..costs import Deployment, check_memory, check_tp, kv_token_capacity
+from ..costs import Deployment, check_memory, check_tp, fewest_tp, kv_token_capacity
 from ..errors import InputError
 from ..hardware import load_gpu, load_runtime, scale_gpu
 from ..models import dtype_bytes, load_model, synthetic_model
@@ -88,9 +88,6 @@ def resolve(scenario, draft: bool = True) -> Resolved:
     runtime = load("hardware.runtime", load_runtime,
                    gpu.default_runtime if hw["runtime"] is None else hw["runtime"])
     sched = scheduler_of(cfg, runtime, source)
-    draft_tp = draft_tp_of(hw, runtime, method)
-    if draft and "draft" in models:
-        load("hardware.draft_tp", check_tp, models["draft"], draft_tp)
     trace = None
     if wl["trace"] is not None:
         trace = load_trace(wl["trace"], f"{source}: key 'workload.trace'")
@@ -105,8 +102,14 @@ def resolve(scenario, draft: bool = True) -> Resolved:
     context = longest + (shape.slots(max_gamma_of(dec)) if draft else 1)
     if sched["kv_allocation"] == "paged":
         context = math.ceil(context / sched["block_size"]) * sched["block_size"]
-    load("hardware.tp", check_memory, list(models.values()), gpu, batch=1, context=context, tp=hw["tp"],
-         weight_dtype=m["weight_dtype"], kv_dtype=m["kv_dtype"])
+    dtypes = {"weight_dtype": m["weight_dtype"], "kv_dtype": m["kv_dtype"]}
+    if hw["tp"] is None:  # the fewest GPUs that hold the weights and a full batch at its longest
+        hw["tp"] = load("hardware.tp", fewest_tp, list(models.values()), gpu, batch=wl["batch"], context=context,
+                        **dtypes)
+    draft_tp = draft_tp_of(hw, runtime, method)
+    if draft and "draft" in models:
+        load("hardware.draft_tp", check_tp, models["draft"], draft_tp)
+    load("hardware.tp", check_memory, list(models.values()), gpu, batch=1, context=context, tp=hw["tp"], **dtypes)
     return Resolved(models["target"], models.get("draft"), gpu, runtime, trace, longest, sched, draft_tp, shape)
 
 
