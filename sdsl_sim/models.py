@@ -316,14 +316,26 @@ def list_models() -> list[str]:
 MODEL_FILE_SUFFIXES = (".json", ".toml")  # a model named so is a file: a config.json or a model TOML
 
 
+def is_model_path(name: str) -> bool:
+    """Whether a model name is a path: a config.json or model TOML file, or a folder (written with a slash,
+    ./my-model) holding a Hugging Face config.json. Catalog names and synthetic-<size> have no slash."""
+    return name.endswith(MODEL_FILE_SUFFIXES) or "/" in name
+
+
 def load_model(name: str) -> Model:
     """A catalog model by name, `synthetic-<size>` (e.g. `synthetic-277M`) for a synthetic one, or a file by
-    path: `*.json` a Hugging Face config.json, `*.toml` one model in the catalog's keys (named by its path)."""
+    path: `*.json` a Hugging Face config.json, `*.toml` one model in the catalog's keys (named by its path),
+    or a folder holding a config.json (a downloaded Hugging Face model)."""
     catalog = _catalog()
     if name in catalog:
         return catalog[name]
     if str(name).endswith(MODEL_FILE_SUFFIXES):
         return load_model_file(str(name))
+    if is_model_path(str(name)):  # a Hugging Face model folder
+        if Path(name).is_dir():
+            return load_model_file(str(Path(name) / "config.json"))
+        raise InputError(f"model {name!r} names no file or folder; expected a catalog name, a config.json or "
+                         "model .toml path, or a folder holding a config.json")
     if str(name).startswith("synthetic-"):
         from .units import parse_count
 

@@ -12,6 +12,7 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
                               #   at most 20 distinct values in [0, 100]
     [model]
     target = "llama-3.1-70b"  # catalog name (or "synthetic-70B"), or a model file: a Hugging Face config.json
+                              #   (or a folder holding one, written with a slash: "./Llama-3.1-8B")
                               #   or a .toml of one catalog entry's keys, relative to this file; or
                               #   target_params = 70e9 / "70B" (synthetic, in [1, MAX_PARAMS = 1e15])
     draft = "llama-3.2-1b"    # the same forms; or draft_params = 277e6 / "277M" (synthetic)
@@ -125,7 +126,7 @@ from .analytic.trees import (
 )
 from .engine_metrics import read_engine_profile
 from .errors import InputError
-from .models import MODEL_FILE_SUFFIXES
+from .models import is_model_path
 from .speculation import METHODS
 from .tomlfile import read_toml
 from .units import (
@@ -336,7 +337,7 @@ def _check_relations(config, data, source, base_dir):
                                                   PARAMS)
             if role not in data.get("model", {}):
                 model[role] = None  # the size overrides the default catalog model
-        if isinstance(model[role], str) and model[role].endswith(MODEL_FILE_SUFFIXES):
+        if isinstance(model[role], str) and is_model_path(model[role]):
             model[role] = _absolute(model[role], base_dir)
     model["train_tokens"] = parse_count(model["train_tokens"], f"{source}: key 'model.train_tokens'", TRAIN_TOKENS)
     gamma = dec["gamma"]
@@ -402,7 +403,7 @@ def absolute_paths(data: dict, base_dir) -> dict:
     for table, key in keys:
         value = out.get(table, {}).get(key) if isinstance(out.get(table), dict) else None
         is_path = isinstance(value, str) and value.strip() and "\0" not in value and (
-            table != "model" or value.endswith(MODEL_FILE_SUFFIXES))
+            table != "model" or is_model_path(value))
         if is_path:
             out[table][key] = _absolute(value, base_dir)
     return out

@@ -323,3 +323,19 @@ def test_shapes_the_catalog_cannot_hold_are_refused():
         catalog_entry({**QWEN3_30B_A3B, "use_sliding_window": True}, "q.json")
     with pytest.raises(InputError, match="'mlp_only_layers'"):
         catalog_entry({**QWEN3_30B_A3B, "mlp_only_layers": [48]}, "q.json")
+
+
+def test_a_model_folder_holding_a_config_json_is_a_model(tmp_path, capsys):
+    """What `huggingface-cli download` leaves: a folder with config.json beside the weights, named with a
+    slash on the command line and relative to a scenario file in one."""
+    folder = tmp_path / "Llama-3.1-8B"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(LLAMA_3_1_8B))
+    assert load_model(str(folder)).params == load_model(str(folder / "config.json")).params
+    (tmp_path / "s.toml").write_text('[model]\ntarget = "./Llama-3.1-8B"\ndraft = "llama-3.2-1b"\n'
+                                     '[workload]\nrequests = 2\nbatch = 2\noutput_tokens = 16\n')
+    assert load_scenario(str(tmp_path / "s.toml")).config["model"]["target"] == str(folder)
+    with pytest.raises(InputError, match="names no file or folder"):
+        load_model(str(tmp_path / "nowhere/"))
+    with pytest.raises(InputError, match="not found"):
+        load_model(str(tmp_path))  # a folder without a config.json
