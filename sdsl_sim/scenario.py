@@ -357,6 +357,8 @@ def _check_relations(config, data, source, base_dir):
     config["run"]["metric_percentiles"] = check_percentiles(config["run"]["metric_percentiles"],
                                                             f"{source}: key 'run.metric_percentiles'")
     _check_speculation(dec, data, source)
+    if dec["method"] != "draft-model":  # a head or n-gram lookup drafts: no draft checkpoint, not the default's
+        model["draft"] = model["draft_params"] = None
     for key in ("prompt_tokens", "output_tokens"):
         parse_length(wl[key], f"{source}: key 'workload.{key}'")
     given = data.get("workload", {})

@@ -183,3 +183,11 @@ def test_run_on_a_sweep_file_says_so(capsys):
     assert main(["run", "example-sweep"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a sweep file" in err and "sdsl-sim sweep example-sweep --out DIR" in err
+
+
+def test_the_table_names_what_drafts(capsys, tmp_path):
+    path = tmp_path / "eagle.toml"
+    path.write_text('[model]\ntarget = "llama-3.1-8b"\n[hardware]\ntp = 1\n[workload]\nrequests = 2\nbatch = 2\n'
+                    'output_tokens = 32\n[decoding]\nmethod = "eagle"\nalpha = 0.7\n')
+    assert main(["run", str(path)]) == 0
+    assert "llama-3.1-8b + its eagle head" in capsys.readouterr().out

@@ -343,3 +343,15 @@ def test_relative_paths_in_a_sweeps_base_are_read_from_its_folder(tmp_path, monk
         points = expand(load_sweep(str(folder / name)))
         assert [p.config["workload"]["trace"] for p in points] == [str(folder / "t.csv")] * 2
         assert all("metric_percentiles" not in p.config.get("run", {}) for p in points)
+
+
+def test_a_sweep_of_heads_revalidates_its_points(tmp_path):
+    """A head drafts without a checkpoint: the points of an EAGLE sweep must not carry the default
+    scenario's model.draft, which re-validation (in every worker) refuses beside method = "eagle"."""
+    sweep = sweep_from_dict({"base": {"model": {"target": "llama-3.1-8b"}, "hardware": {"tp": 1},
+                                      "decoding": {"method": "eagle", "alpha": 0.7}},
+                             "axes": {"decoding.gamma": [2, 4]}}, source="heads.toml")
+    points = expand(sweep)
+    assert len(points) == 2 and all("draft" not in p.config["model"] for p in points)
+    from sdsl_sim.sweep import evaluate_scenario_point
+    assert evaluate_scenario_point(points[0].config, seed=0)["speculation_method"] == "eagle"

@@ -97,7 +97,11 @@ def _print_table(scenario, s, sched) -> None:
     m, hw, wl = cfg["model"], cfg["hardware"], cfg["workload"]
     percentiles = cfg["run"]["metric_percentiles"]
     target = m["target"] or f"synthetic {m['target_params']:.3g} params"
-    draft = m["draft"] or f"synthetic {m['draft_params']:.3g} params"
+    method = cfg["decoding"]["method"]
+    if method == "draft-model":
+        draft = "draft " + (m["draft"] or f"synthetic {m['draft_params']:.3g} params")
+    else:
+        draft = "n-gram lookup" if method == "ngram" else f"its {method} head"
 
     def ci(key):
         lo, hi = s.get(f"{key}_ci95", [float("nan")] * 2)
@@ -105,7 +109,7 @@ def _print_table(scenario, s, sched) -> None:
 
     rows = [
         ("scenario", f"{scenario.source} (seed {s['seed']}, {s['method']})"),
-        ("pair", f"{target} + draft {draft}"),
+        ("pair", f"{target} + {draft}"),
         ("hardware", f"{hw['name']} x tp {hw['tp']}"),
         ("workload", _describe_workload(wl, s)),
         ("scheduler", (f"chunked prefill, {sched.max_num_batched_tokens} tokens per step" if sched.chunked_prefill
