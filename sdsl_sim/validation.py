@@ -7,6 +7,11 @@ lengths, a batch, a lookahead, and one measured metric. Its prediction is the ex
 row's stated per-token acceptance; a row that states none gets the SDSL law's alpha, and its implied
 acceptance (`sim.infer.infer_alpha`) is reported beside it. No value of any profile is set from these rows.
 
+A head row (EAGLE, Medusa, MTP: `method` names it, with no separate draft checkpoint) is priced with the
+head built from its target (`speculation.head_model`, at the draft vocabulary its checkpoint states) when it
+states its acceptance (the SDSL law sizes draft models only) and drafts a chain; a dynamic tree, whose
+shape no source states, is not priced.
+
 A stated acceptance converts to a per-token alpha at the row's gamma g (Leviathan's tokens per
 iteration E(alpha, g) = (1 - alpha^(g+1)) / (1 - alpha)): a mean accepted length tau (bonus token
 included) solves E = tau; vLLM's draft acceptance rate r (accepted / proposed) solves E = 1 + g r.
@@ -20,8 +25,9 @@ from scipy.optimize import brentq
 from .analytic import expected_tokens_per_iteration
 from .errors import InputError
 from .sim.infer import infer_alpha
-from .sim.run import evaluate
 from .scenario import scenario_from_dict
+from .sim.run import evaluate
+from .speculation import HEADS
 from .tomlfile import read_toml
 
 RUNTIME_OF = {"vllm": "vllm", "vllm-v0": "vllm-v0", "sglang": "sglang", "trtllm": "trtllm",
@@ -64,17 +70,31 @@ def per_token_alpha(kind: str, value: float, gamma: int) -> float:
     return float(brentq(lambda a: expected_tokens_per_iteration(a, gamma) - tau, 1e-9, 1 - 1e-9))
 
 
+def _head(row: dict) -> bool:
+    return row.get("method") in HEADS
+
+
+def _speculative(row: dict) -> bool:
+    return (bool(row.get("draft_catalog")) or _head(row)) and row.get("gamma", 0) > 0
+
+
 def scenario_data(row: dict, alpha: float | None) -> dict:
     """The scenario dict that prices `row` (expected value, its runtime profile, its lengths)."""
-    speculative = bool(row.get("draft_catalog")) and row.get("gamma", 0) > 0
+    speculative, head = _speculative(row), _head(row)
     decoding = {"gamma": int(row["gamma"]) if speculative else 0}
     if alpha is not None:
         decoding["alpha"] = alpha
+    if head:
+        decoding["method"] = row["method"]
+        if row.get("draft_vocab"):
+            decoding["draft_vocab"] = int(row["draft_vocab"])
+    model = {"target": row["target_catalog"], "weight_dtype": row.get("weight_dtype") or "bf16"}
+    if not head:
+        model["draft"] = row["draft_catalog"] if speculative else PLAIN_DRAFT
     batch = max(1, int(row.get("batch") or 1))
     return {
         "run": {"method": "analytic"},
-        "model": {"target": row["target_catalog"], "draft": row["draft_catalog"] if speculative else PLAIN_DRAFT,
-                  "weight_dtype": row.get("weight_dtype") or "bf16"},
+        "model": model,
         "hardware": {"name": row["gpu"], "tp": int(row["tp"]), "runtime": RUNTIME_OF[row["engine"]],
                      **({} if speculative else {"draft_tp": 1})},  # the unused stand-in draft stays on one GPU
         "workload": {"requests": batch, "batch": batch,
@@ -96,10 +116,15 @@ def skip_reason(row: dict) -> str | None:
         return f"engine {row['engine']!r} has no runtime profile"
     if not row.get("target_catalog"):
         return f"target {row['target']!r} is not in the model catalog"
-    if row.get("draft") and not row.get("draft_catalog"):
+    if _head(row):
+        if not (row.get("gamma", 0) > 0 and row.get("acceptance_kind")):
+            return f"a {row['method']} head row needs a stated gamma and acceptance (the SDSL law sizes draft models only)"
+        if row.get("tree_tokens"):
+            return f"a dynamic {row['method']} tree ({row['tree_tokens']} draft tokens per step) states no shape to price"
+    elif row.get("draft") and not row.get("draft_catalog"):
         return f"draft {row['draft']!r} is not in the model catalog (or not a separate model)"
-    if row["metric"] == "speedup_vs_autoregressive" and not (row.get("draft_catalog") and row.get("gamma", 0) > 0):
-        return "a speedup row needs a catalog draft and a stated gamma"
+    if row["metric"] == "speedup_vs_autoregressive" and not _speculative(row):
+        return "a speedup row needs a catalog draft (or a head) and a stated gamma"
     if row["metric"] == "throughput_tokens_per_s" and not row.get("batch"):
         return "an aggregate throughput needs a stated batch"
     if row.get("rate_per_s"):
@@ -115,7 +140,7 @@ def predict_row(row: dict) -> dict:
     if reason is not None:
         return {**out, "skipped": reason}
     gamma = int(row.get("gamma") or 0)
-    speculative = bool(row.get("draft_catalog")) and gamma > 0
+    speculative = _speculative(row)
     alpha, origin = None, "plain"
     if speculative:
         if row.get("acceptance_kind"):

@@ -28,3 +28,21 @@ def test_every_validation_row_names_its_source_and_prices_or_says_why_not():
         assert row["source"].strip() and row["engine"].strip()
         priced = predict_row(row)
         assert priced["skipped"] or (np.isfinite(priced["predicted"]) and priced["predicted"] > 0), row["id"]
+
+
+def test_head_rows_price_the_head_built_from_their_target():
+    from sdsl_sim.validation import load_measurements, predict_row, scenario_data
+
+    rows = {row["id"]: row for row in load_measurements()}
+    eagle3 = rows["vllm-v1-i20780-l31-8b-eagle3-k4"]
+    data = scenario_data(eagle3, 0.75)
+    assert data["decoding"]["method"] == "eagle" and data["decoding"]["draft_vocab"] == 32000
+    assert "draft" not in data["model"]  # no checkpoint: the head is built from the target
+    priced = predict_row(eagle3)
+    assert priced["skipped"] == "" and priced["alpha_origin"] == "stated"
+    # the stated acceptance length 3.08 at gamma 4 is what the priced alpha gives
+    assert expected_tokens_per_iteration(priced["alpha"], 4) == pytest.approx(3.08, rel=1e-9)
+    full_vocab = predict_row({**eagle3, "draft_vocab": 0})["predicted"]
+    assert full_vocab > priced["predicted"]  # a 128k-token head LM head costs more per draft pass than 32k
+    assert "dynamic eagle tree" in predict_row(rows["sglang-pr4716-l33-70b-eagle3"])["skipped"]
+    assert "needs a stated gamma and acceptance" in predict_row(rows["vllm-v1-pr16937-l31-8b-eagle1-k2"])["skipped"]
