@@ -12,6 +12,10 @@ head built from its target (`speculation.head_model`, at the draft vocabulary it
 states its acceptance (the SDSL law sizes draft models only) and drafts a chain; a dynamic tree, whose
 shape no source states, is not priced.
 
+A throughput row marked `includes_prefill` timed one whole generate() of its static batch (TensorRT-LLM's
+gptSessionBenchmark: the context phase of every prompt in one pass, then output - 1 generation steps):
+its prediction is batch x output tokens over that prefill plus the decode steps, not the decode rate alone.
+
 A stated acceptance converts to a per-token alpha at the row's gamma g (Leviathan's tokens per
 iteration E(alpha, g) = (1 - alpha^(g+1)) / (1 - alpha)): a mean accepted length tau (bonus token
 included) solves E = tau; vLLM's draft acceptance rate r (accepted / proposed) solves E = 1 + g r.
@@ -23,10 +27,12 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .analytic import expected_tokens_per_iteration
+from .costs import PassWork
 from .errors import InputError
 from .sim.infer import infer_alpha
 from .scenario import scenario_from_dict
 from .sim.run import evaluate
+from .sim.setup import setup
 from .speculation import HEADS
 from .tomlfile import read_toml
 
@@ -110,6 +116,16 @@ def _metric(summary: dict, metric: str, batch: int) -> float:
             "speedup_vs_autoregressive": summary["speedup_vs_autoregressive"]}[metric]
 
 
+def _session_throughput(scenario, tpot_s: float) -> float:
+    """Output tokens/s of one static batch timed whole: its prompts prefilled in one pass (priced by the same
+    step model as the decode steps), then output - 1 steps at the predicted TPOT."""
+    wl = scenario.config["workload"]
+    batch, prompt, output = wl["batch"], wl["prompt_tokens"], wl["output_tokens"]
+    timer = setup(scenario).base_timer  # a plain row: the target alone
+    prefill_s = float(timer.step(0, 0, 0.0, PassWork.group(batch, prompt, 0.0, prefill=True)).total_s)
+    return batch * output / (prefill_s + (output - 1) * tpot_s)
+
+
 def skip_reason(row: dict) -> str | None:
     """Why a row cannot be priced (None when it can)."""
     if row["engine"] not in RUNTIME_OF:
@@ -148,8 +164,11 @@ def predict_row(row: dict) -> dict:
         else:
             origin = "sdsl-law"
     data = scenario_data(row, alpha)
-    summary = evaluate(scenario_from_dict(data, source=f"validation row {row['id']}"), 0)
+    scenario = scenario_from_dict(data, source=f"validation row {row['id']}")
+    summary = evaluate(scenario, 0)
     predicted = _metric(summary, row["metric"], data["workload"]["batch"])
+    if row.get("includes_prefill"):
+        predicted = _session_throughput(scenario, summary["tpot_ms"] / 1e3)
     out.update(predicted=predicted, error=predicted / row["value"] - 1,
                alpha=summary["alpha"] if speculative else float("nan"), alpha_origin=origin,
                assumed_lengths=not (row.get("prompt_tokens") and row.get("output_tokens")), skipped="")

@@ -46,3 +46,23 @@ def test_head_rows_price_the_head_built_from_their_target():
     assert full_vocab > priced["predicted"]  # a 128k-token head LM head costs more per draft pass than 32k
     assert "dynamic eagle tree" in predict_row(rows["sglang-pr4716-l33-70b-eagle3"])["skipped"]
     assert "needs a stated gamma and acceptance" in predict_row(rows["vllm-v1-pr16937-l31-8b-eagle1-k2"])["skipped"]
+
+
+def test_a_whole_generate_row_pays_its_context_phase():
+    """gptSessionBenchmark times one generate() of the static batch: the prompts' prefill (one pass of
+    batch x prompt tokens) is part of the time its throughput divides by."""
+    from sdsl_sim.costs import PassWork
+    from sdsl_sim.scenario import scenario_from_dict
+    from sdsl_sim.sim.run import evaluate
+    from sdsl_sim.sim.setup import setup
+    from sdsl_sim.validation import load_measurements, predict_row, scenario_data
+
+    row = {r["id"]: r for r in load_measurements()}["trtllm061-h100-l2-7b-bs768"]
+    assert row["includes_prefill"] is True
+    whole, decode_only = predict_row(row)["predicted"], predict_row({**row, "includes_prefill": False})["predicted"]
+    scenario = scenario_from_dict(scenario_data(row, None))
+    tpot_s = evaluate(scenario, 0)["tpot_ms"] / 1e3
+    assert decode_only == pytest.approx(768 / tpot_s)
+    prefill_s = float(setup(scenario).base_timer.step(0, 0, 0.0, PassWork.group(768, 128, 0.0, prefill=True)).total_s)
+    assert 768 * 128 / whole == pytest.approx(prefill_s + 127 * tpot_s, rel=1e-12)
+    assert 0.05 < prefill_s / (127 * tpot_s) < 1  # a 98k-token prefill: a real share of the session, not all of it
