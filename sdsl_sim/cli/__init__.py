@@ -186,7 +186,7 @@ EXAMPLES = """\
 examples:
   sdsl-sim run                          # the embedded default scenario: 70B + 1B on 4 x H100
   sdsl-sim simulate --target llama-3.1-8b --draft llama-3.2-1b --hardware h100-sxm --batch 8
-shell completion (bash, zsh or tcsh):
+shell completion (bash, zsh, tcsh, fish, powershell):
   sdsl-sim --print-completion bash > ~/.local/share/bash-completion/completions/sdsl-sim"""
 
 
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sdsl-sim", description=DESCRIPTION, epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sdsl-sim {__version__}")
-    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script (bash, zsh, tcsh)")
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script for SHELL")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
