@@ -46,13 +46,9 @@ class RunResult:
         """One row, as a sweep stores it: each [lo, hi] interval as _lo and _hi columns."""
         import pandas as pd
 
-        row = {}
-        for key, value in self.to_dict().items():
-            if key.endswith("_ci95"):
-                row[f"{key}_lo"], row[f"{key}_hi"] = value
-            else:
-                row[key] = value
-        return pd.DataFrame([row])
+        from .sim.run import flat_row
+
+        return pd.DataFrame([flat_row(self.to_dict())])
 
 
 @dataclass(frozen=True)

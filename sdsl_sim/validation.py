@@ -3,7 +3,7 @@ prediction for each: the data of the validation page (`report/validation.py`).
 
 Each row names an engine, a GPU, a tensor-parallel degree, a target (and a draft for speculative rows),
 lengths, a batch, a lookahead, and one measured metric. Its prediction is the expected-value model
-(`sim.run.evaluate` with run.method = "analytic") on the matching runtime profile (`RUNTIME_OF`), at the
+(`sim.run.run_scenario` with run.method = "analytic") on the matching runtime profile (`RUNTIME_OF`), at the
 row's stated per-token acceptance; a row that states none gets the SDSL law's alpha, and its implied
 acceptance (`sim.infer.infer_alpha`) is reported beside it. No value of any profile is set from these rows.
 
@@ -31,8 +31,7 @@ from .costs import PassWork
 from .errors import InputError
 from .sim.infer import infer_alpha
 from .scenario import scenario_from_dict
-from .sim.run import evaluate
-from .sim.setup import setup
+from .sim.run import run_scenario
 from .speculation import HEADS
 from .tomlfile import read_toml
 
@@ -116,12 +115,13 @@ def _metric(summary: dict, metric: str, batch: int) -> float:
             "speedup_vs_autoregressive": summary["speedup_vs_autoregressive"]}[metric]
 
 
-def _session_throughput(scenario, tpot_s: float) -> float:
+def _session_throughput(outcome) -> float:
     """Output tokens/s of one static batch timed whole: its prompts prefilled in one pass (priced by the same
     step model as the decode steps), then output - 1 steps at the predicted TPOT."""
-    wl = scenario.config["workload"]
+    wl = outcome.setup.scenario.config["workload"]
     batch, prompt, output = wl["batch"], wl["prompt_tokens"], wl["output_tokens"]
-    timer = setup(scenario).base_timer  # a plain row: the target alone
+    tpot_s = outcome.summary["tpot_ms"] / 1e3
+    timer = outcome.setup.base_timer  # a plain row: the target alone
     prefill_s = float(timer.step(0, 0, 0.0, PassWork.group(batch, prompt, 0.0, prefill=True)).total_s)
     return batch * output / (prefill_s + (output - 1) * tpot_s)
 
@@ -164,11 +164,11 @@ def predict_row(row: dict) -> dict:
         else:
             origin = "sdsl-law"
     data = scenario_data(row, alpha)
-    scenario = scenario_from_dict(data, source=f"validation row {row['id']}")
-    summary = evaluate(scenario, 0)
+    outcome = run_scenario(scenario_from_dict(data, source=f"validation row {row['id']}"), 0)
+    summary = outcome.summary
     predicted = _metric(summary, row["metric"], data["workload"]["batch"])
     if row.get("includes_prefill"):
-        predicted = _session_throughput(scenario, summary["tpot_ms"] / 1e3)
+        predicted = _session_throughput(outcome)
     out.update(predicted=predicted, error=predicted / row["value"] - 1,
                alpha=summary["alpha"] if speculative else float("nan"), alpha_origin=origin,
                assumed_lengths=not (row.get("prompt_tokens") and row.get("output_tokens")), skipped="")

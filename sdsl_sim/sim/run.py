@@ -61,6 +61,23 @@ def _mode_gamma(result) -> int:
     return int(steps.groupby("gamma").decoders.sum().idxmax())
 
 
+# The baseline run's values a summary carries beside the speculative run's, as baseline_<key>.
+BASELINE_KEYS = ("iterations", "tpot_ms", "output_throughput", "mean_e2el_ms", "mean_ttft_ms", "request_goodput",
+                 "preemptions")
+
+
+def flat_row(summary: dict) -> dict:
+    """A summary with every interval [lo, hi] split into _lo/_hi keys and numpy scalars made Python ones: a
+    sweep row (a sweep stores the other lists, the per-position acceptance and the histogram, as JSON)."""
+    out = {}
+    for key, value in summary.items():
+        if key.endswith("_ci95"):
+            out[f"{key}_lo"], out[f"{key}_hi"] = (float(v) for v in value)
+        else:
+            out[key] = value.item() if hasattr(value, "item") else value
+    return out
+
+
 @dataclass(frozen=True)
 class Outcome:
     method: str
@@ -70,15 +87,7 @@ class Outcome:
     base: object = None  # SimResult of the autoregressive baseline
 
     def row(self) -> dict:
-        """The summary with every interval [lo, hi] split into _lo/_hi keys (a sweep stores the other lists,
-        the per-position acceptance and the histogram, as JSON)."""
-        out = {}
-        for key, value in self.summary.items():
-            if key.endswith("_ci95"):
-                out[f"{key}_lo"], out[f"{key}_hi"] = (float(v) for v in value)
-            else:
-                out[key] = value.item() if hasattr(value, "item") else value
-        return out
+        return flat_row(self.summary)
 
 
 def _ratio(base: dict, spec: dict, key: str, invert: bool = False) -> tuple:
@@ -152,9 +161,6 @@ def run_scenario(scenario, seed: int, progress=None, block_steps: int = 256, ste
     return Outcome("simulated", s, summary, spec, base)
 
 
-# The baseline run's values a summary carries beside the speculative run's, as baseline_<key>.
-BASELINE_KEYS = ("iterations", "tpot_ms", "output_throughput", "mean_e2el_ms", "mean_ttft_ms", "request_goodput",
-                 "preemptions")
 ANALYTIC_CI_NOTE = "undefined: run.method = 'analytic' is an expected value, with no sampling error"
 
 
