@@ -191,3 +191,10 @@ def test_the_table_names_what_drafts(capsys, tmp_path):
                     'output_tokens = 32\n[decoding]\nmethod = "eagle"\nalpha = 0.7\n')
     assert main(["run", str(path)]) == 0
     assert "llama-3.1-8b + its eagle head" in capsys.readouterr().out
+
+
+def test_output_into_a_folder_is_one_line_before_anything_runs(capsys, tmp_path):
+    assert main(["run", "--output", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: --output") and "is a folder" in captured.err and captured.out == ""
+    assert list(tmp_path.iterdir()) == []

@@ -253,6 +253,8 @@ def main(argv=None) -> int:
         if args.command is None:  # `sdsl-sim` alone: what it can do
             parser.print_help()
             return 0
+        if getattr(args, "output", None) and Path(args.output).is_dir():  # found out now, not after the run
+            raise InputError(f"--output {args.output!r} is a folder; expected a file path for the JSON result")
         result = args.handler(args)
         render = None
         if isinstance(result, Shown):
