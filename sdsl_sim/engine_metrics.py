@@ -135,7 +135,7 @@ def parse_samples(text: str, where: str) -> dict:
         at = f"{where}: line {number}, metric '{metric}'"
         labels, text_value = _split_sample(line[name.end():], at)
         value = float(text_value)
-        if math.isinf(value) or math.isnan(value) and metric not in UNSEEN_NAN:
+        if math.isinf(value) or (math.isnan(value) and metric not in UNSEEN_NAN):
             raise InputError(f"{at} = {text_value}; expected a finite number")
         if value < 0:
             raise InputError(f"{at} = {text_value} is negative; expected a count or rate >= 0")
@@ -156,6 +156,8 @@ def _split_sample(rest: str, where: str) -> tuple:
             pair = _LABEL.match(rest, at)
             if pair is None or not (pair.group(3) or rest.startswith("}", pair.end())):
                 raise InputError(f"{where}: labels {rest[:60]!r} do not parse; expected {{name=\"value\",...}}")
+            if pair.group(1) in labels:
+                raise InputError(f"{where}: label {pair.group(1)!r} given twice in {rest[:60]!r}; expected each once")
             labels[pair.group(1)] = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1),
                                            pair.group(2))
             at = pair.end()
@@ -168,9 +170,13 @@ def _split_sample(rest: str, where: str) -> tuple:
     return tuple(sorted(labels.items())), fields[0]
 
 
+def _label_set_names(samples: dict) -> set:
+    """The label sets a metric has, its position label aside (engines, ranks)."""
+    return {tuple(pair for pair in labels if pair[0] != POSITION) for labels in samples}
+
+
 def _label_sets(samples: dict) -> int:
-    """How many label sets a metric has, its position label aside (engines, ranks)."""
-    return len({tuple(pair for pair in labels if pair[0] != POSITION) for labels in samples})
+    return len(_label_set_names(samples))
 
 
 def _by_position(samples: dict, metric: str, where: str) -> list:
@@ -178,7 +184,7 @@ def _by_position(samples: dict, metric: str, where: str) -> list:
     out = {}
     for labels, value in samples.items():
         text = dict(labels).get(POSITION)
-        if text is None or not text.isdigit() or int(text) >= MAX_GAMMA:
+        if text is None or not re.fullmatch(r"0|[1-9][0-9]*", text) or int(text) >= MAX_GAMMA:
             raise InputError(f"{where}: metric '{metric}' {dict(labels)}: label {POSITION}={text!r}; expected "
                              f"a 0-based draft position below MAX_GAMMA = {MAX_GAMMA}")
         out.setdefault(int(text), []).append(value)
@@ -215,6 +221,12 @@ def _vllm(series: dict, where: str) -> EngineProfile:
         k = _draft_length(draft_tokens / drafts, where, f"{VLLM_DRAFT_TOKENS} / {VLLM_DRAFTS}")
         return _iid("vllm", 1.0 + accepted / drafts, k, where, f"1 + {VLLM_ACCEPTED} / {VLLM_DRAFTS}",
                     _sets(sets, "summed"))
+    if _label_set_names(series[VLLM_PER_POS]) != _label_set_names(series[VLLM_DRAFTS]):
+        # a per-position count of some engines over the drafts of all would understate every position
+        raise InputError(f"{where}: metric '{VLLM_PER_POS}' has the label sets "
+                         f"{sorted(map(dict, _label_set_names(series[VLLM_PER_POS])), key=str)} but '{VLLM_DRAFTS}' "
+                         f"{sorted(map(dict, _label_set_names(series[VLLM_DRAFTS])), key=str)}; expected the same "
+                         "engines in both (one scrape of one server)")
     counts = [math.fsum(values) for values in _by_position(series[VLLM_PER_POS], VLLM_PER_POS, where)]
     k = len(counts)
     if counts[0] > drafts:
@@ -284,10 +296,10 @@ def _draft_length(k: float, where: str, what: str) -> int:
 
 def _iid(engine: str, length: float, k: int, where: str, what: str, sets: str) -> EngineProfile:
     """The aggregate-only profile r_j = alpha^j, alpha giving the mean acceptance length `length` at k."""
-    if not 1.0 < length < k + 1.0:
-        raise InputError(f"{where}: mean acceptance length {what} = {length:g} at {k} draft tokens; expected a "
-                         f"value strictly between 1 and {k + 1} (drafts neither all rejected nor all accepted)")
-    alpha = alpha_from_expected_tokens(length, k)
+    try:
+        alpha = alpha_from_expected_tokens(length, k)
+    except InputError as exc:
+        raise InputError(f"{where}: mean acceptance length {what}: {exc}") from None
     return EngineProfile(engine, tuple(alpha ** j for j in range(1, k + 1)),
                          f"{engine}: no per-position metric; mean acceptance length {length:.6g} at k = {k} -> "
                          f"i.i.d. alpha {alpha:.6g}, r_j = alpha^j, {sets}")

@@ -219,3 +219,18 @@ def test_the_shipped_examples_load():
     assert sglang.prefix_probs == pytest.approx((0.78, 0.78 * 0.72, 0.78 * 0.72 * 0.66), abs=1e-15)
     dec = load_scenario("acceptance-from-vllm").config["decoding"]
     assert dec["acceptance"] == "profile" and dec["prefix_probs"] == list(vllm.prefix_probs) and dec["gamma"] == 4
+
+
+def test_per_position_counts_of_only_some_engines_are_refused():
+    """num_drafts of engines 0 and 1 over per-position counts of engine 0 alone would halve every r_j."""
+    text = ('vllm:spec_decode_num_drafts_total{engine="0"} 100\nvllm:spec_decode_num_drafts_total{engine="1"} 100\n'
+            'vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",position="0"} 50\n')
+    with pytest.raises(InputError, match="label sets"):
+        engine_profile(text, "partial.prom")
+
+
+@pytest.mark.parametrize("labels", ['position="00"', 'position="+1"', 'position="0",position="1"'])
+def test_position_labels_are_plain_and_given_once(labels):
+    text = f'vllm:spec_decode_num_drafts_total 10\nvllm:spec_decode_num_accepted_tokens_per_pos_total{{{labels}}} 5\n'
+    with pytest.raises(InputError):
+        engine_profile(text, "labels.prom")

@@ -21,8 +21,10 @@ LINEAR_LAW_M0_PARAMS = 87.1e6
 PAPER_TARGET_PARAMS = (13e9, 30e9, 66e9, 70e9, 70e9, 14e9, 32e9, 72e9, 110e9, 14e9, 32e9, 72e9, 36e9)
 
 # Search N over [M / 1e5, M / 2]: N* sits near M / 100 to M / 400 for every M the law covers.
-_SEARCH_LOW_FRACTION = 1e-5
-_SEARCH_HIGH_FRACTION = 0.5
+SEARCH_LOW_FRACTION = 1e-5
+SEARCH_HIGH_FRACTION = 0.5
+SEARCH_GRID_POINTS = 241  # the log-spaced scan that brackets the optimum
+SEARCH_XATOL = 1e-9  # the bounded search's tolerance in log N
 
 
 def n_star_linear(target_params, mu: float = LINEAR_LAW_MU, m0_params: float = LINEAR_LAW_M0_PARAMS):
@@ -60,7 +62,8 @@ def n_star(target_params: float, train_tokens: float) -> NStar:
     if not target_params > 0 or not train_tokens > 0:
         raise InputError(f"target params {target_params:g} and train tokens {train_tokens:g} must be positive")
     target_ppl = perplexity(target_params, train_tokens)
-    grid = np.linspace(np.log(target_params * _SEARCH_LOW_FRACTION), np.log(target_params * _SEARCH_HIGH_FRACTION), 241)
+    grid = np.linspace(np.log(target_params * SEARCH_LOW_FRACTION), np.log(target_params * SEARCH_HIGH_FRACTION),
+                       SEARCH_GRID_POINTS)
     speedups = _speedup_of_draft(grid, target_params, target_ppl, train_tokens)
     i = int(np.argmax(speedups))
     if speedups[i] <= 1.0:
@@ -75,7 +78,7 @@ def n_star(target_params: float, train_tokens: float) -> NStar:
         lambda x: -_speedup_of_draft(x, target_params, target_ppl, train_tokens),
         bounds=(lo, hi),
         method="bounded",
-        options={"xatol": 1e-9},
+        options={"xatol": SEARCH_XATOL},
     )
     draft_params = float(np.exp(result.x))
     draft_ppl = float(perplexity(draft_params, train_tokens))

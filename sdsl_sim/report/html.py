@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from .figspec import figure_spec
+from .page import DPI
 
 CALCULATOR = "calculator.html"
 INDEX = "index.html"
@@ -33,7 +34,7 @@ def write_page(page, out_dir) -> Path:
     figures = {stem: _figure_html(stem, fig) for stem, fig in page.figures.items()}
     body = f"<h1>{_inline(page.title)}</h1>\n" + "\n".join(markdown_html(block, figures) for block in page.blocks)
     path = out / PAGE
-    path.write_text(_document(page.title, body, scripts=("chart.js",), up="../"))
+    path.write_text(_document(page.title, body, scripts=("chart.js",), up="../"), encoding="utf-8")
     return path
 
 
@@ -47,8 +48,8 @@ def write_calculator(out_dir) -> Path:
         "perplexity_law": vars(PERPLEXITY_LAW), "alpha_law": vars(ALPHA_LAW),
         "linear_law": {"mu": LINEAR_LAW_MU, "m0_params": LINEAR_LAW_M0_PARAMS},
         # analytic.n_star's search: the bracket of N / M, its log-spaced scan and the bounded search's tolerance
-        "n_star_search": {"low_fraction": nstar._SEARCH_LOW_FRACTION, "high_fraction": nstar._SEARCH_HIGH_FRACTION,
-                          "grid_points": 241, "xatol": 1e-9},
+        "n_star_search": {"low_fraction": nstar.SEARCH_LOW_FRACTION, "high_fraction": nstar.SEARCH_HIGH_FRACTION,
+                          "grid_points": nstar.SEARCH_GRID_POINTS, "xatol": nstar.SEARCH_XATOL},
         "max_gamma": MAX_GAMMA,
         "defaults": {"alpha": 0.65, "target_params": 70e9, "draft_params": 277e6, "gamma": "opt",
                      "train_tokens": DEFAULT_TRAIN_TOKENS},
@@ -56,7 +57,7 @@ def write_calculator(out_dir) -> Path:
     body = _asset("calculator.html").replace("{{constants}}", _script_json(constants))
     path = Path(out_dir) / CALCULATOR
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    path.write_text(_document("Speculative decoding calculator", body, scripts=("chart.js", "calculator.js"), up=""))
+    path.write_text(_document("Speculative decoding calculator", body, scripts=("chart.js", "calculator.js"), up=""), encoding="utf-8")
     return path
 
 
@@ -75,7 +76,7 @@ def write_index(out_dir) -> Path:
             "for your alpha and sizes.</p>\n"
             f"<ul class=\"pages\">\n{chr(10).join(items)}\n</ul>")
     path = out / INDEX
-    path.write_text(_document("sdsl-sim reports", body, scripts=(), up=""))
+    path.write_text(_document("sdsl-sim reports", body, scripts=(), up=""), encoding="utf-8")
     return path
 
 
@@ -198,7 +199,7 @@ def _figure_html(stem: str, fig) -> str:
     """A figure as its chart spec (drawn by chart.js) with its PNG, at Page.save's resolution and crop."""
     spec = figure_spec(fig)
     png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(png, format="png", dpi=DPI, bbox_inches="tight")
     data = base64.b64encode(png.getvalue()).decode("ascii")
     return (f'<figure class="chart-figure" id="figure-{_slug(stem)}">\n'
             f'<script type="application/json" class="chart-spec">{_script_json(spec)}</script>\n'
@@ -216,7 +217,7 @@ def _document(title: str, body: str, scripts: tuple[str, ...], up: str) -> str:
 
 
 def _asset(name: str) -> str:
-    return importlib.resources.files(__package__).joinpath("assets", name).read_text()
+    return importlib.resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def _script_json(value) -> str:

@@ -20,6 +20,7 @@ sns.set_theme(style="whitegrid", context="notebook")
 
 # A PNG's bytes are fixed by what draws it (matplotlib's Agg) and what compresses it (Pillow's zlib), and by
 # nothing else: the file names both, so a byte difference can be told from another rendering stack.
+DPI = 110  # of every PNG (and of the HTML charts drawn from the same figures)
 RENDERER = f"matplotlib {matplotlib.__version__}, Pillow {PIL.__version__}"
 
 
@@ -60,30 +61,33 @@ class Page:
         out = Path(out_dir) / self.name
         out.mkdir(parents=True, exist_ok=True)
         for stem, fig in self.figures.items():
-            fig.savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight", metadata={"Software": RENDERER})
+            fig.savefig(out / f"{stem}.png", dpi=DPI, bbox_inches="tight", metadata={"Software": RENDERER})
             plt.close(fig)
         for stem, frame in self.tables.items():
             parquet = out / f"{stem}.parquet"
-            if not _holds(parquet, frame):
+            kept = _kept(parquet, frame)
+            if kept is None:
                 frame.to_parquet(parquet, index=False)
-            # The CSV is printed from the parquet file's values, not the fresh ones: a last-bit difference
-            # can never round a %.6g digit the other way.
-            pd.read_parquet(parquet).to_csv(out / f"{stem}.csv", index=False, float_format="%.6g")
+                kept = frame
+            # The CSV is printed from the values the parquet file holds, not the fresh ones: a last-bit
+            # difference can never round a %.6g digit the other way.
+            kept.to_csv(out / f"{stem}.csv", index=False, float_format="%.6g")
         path = out / "README.md"
         path.write_text(f"# {self.title}\n\n" + "\n\n".join(self.blocks) + "\n")
         return path
 
 
-def _holds(path: Path, frame: pd.DataFrame) -> bool:
-    """Whether the parquet file at `path` already holds `frame` up to float rounding (1e-12 relative): a
-    rerun whose sums were added in another order leaves a committed file untouched."""
+def _kept(path: Path, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The frame the parquet file at `path` holds when it equals `frame` up to float rounding (1e-12
+    relative), else None: a rerun whose sums were added in another order leaves a committed file untouched."""
     if not path.is_file():
-        return False
+        return None
     try:
-        pd.testing.assert_frame_equal(pd.read_parquet(path), frame, check_exact=False, rtol=1e-12, atol=0.0)
+        kept = pd.read_parquet(path)
+        pd.testing.assert_frame_equal(kept, frame, check_exact=False, rtol=1e-12, atol=0.0)
     except (AssertionError, ValueError, OSError, TypeError):
-        return False
-    return True
+        return None
+    return kept
 
 
 def _cell(value, floatfmt: str) -> str:
