@@ -16,6 +16,19 @@ A throughput row marked `includes_prefill` timed one whole generate() of its sta
 gptSessionBenchmark: the context phase of every prompt in one pass, then output - 1 generation steps):
 its prediction is batch x output tokens over that prefill plus the decode steps, not the decode rate alone.
 
+A serving row states the request stream its benchmark sent (`requests`, with `rate_per_s` for a Poisson
+stream, `concurrency` for a closed loop, neither for every request queued at once: trtllm-bench's infinite
+rate) and is priced by simulating that stream (`run.method = "simulated"`, seed 0) through the engine's
+scheduler: its throughput is the run's `output_throughput`, its `e2e_speedup` the ratio of mean end-to-end
+latencies without and with speculation. Optional keys set what the benchmark's command line set:
+`max_batch_size` (vLLM's --max-num-seqs, trtllm-bench's max batch size), `max_num_tokens` (the step's token
+budget), `chunked_prefill`, `kv_dtype`, `kv_free_fraction` (TensorRT-LLM's kv_cache_free_gpu_mem_fraction:
+that share of the memory left after the weights holds the KV cache) and `length_range_ratio` r (SGLang's
+random dataset: prompt and output lengths uniform in [max(int(r L), 1), L], `sample_random_requests` in
+`python/sglang/bench_serving.py`). A serving speedup's implied acceptance is the alpha whose expected-value
+TPOT speedup equals the decode speedup the measured e2e speedup leaves once the run's own mean TTFTs are
+taken out (at one sequence, the low-load limit).
+
 A stated acceptance converts to a per-token alpha at the row's gamma g (Leviathan's tokens per
 iteration E(alpha, g) = (1 - alpha^(g+1)) / (1 - alpha)): a mean accepted length tau (bonus token
 included) solves E = tau; vLLM's draft acceptance rate r (accepted / proposed) solves E = 1 + g r.
@@ -29,6 +42,8 @@ from scipy.optimize import brentq
 from .analytic import expected_tokens_per_iteration
 from .costs import PassWork
 from .errors import InputError
+from .hardware import load_gpu
+from .models import dtype_bytes, load_model
 from .sim.infer import infer_alpha
 from .scenario import scenario_from_dict
 from .sim.run import run_scenario
@@ -37,7 +52,8 @@ from .tomlfile import read_toml
 
 RUNTIME_OF = {"vllm": "vllm", "vllm-v0": "vllm-v0", "sglang": "sglang", "trtllm": "trtllm",
               "hf-transformers": "hf-transformers", "gpt-fast": "gpt-fast"}
-METRICS = ("tpot_ms", "tokens_per_s_per_user", "throughput_tokens_per_s", "speedup_vs_autoregressive")
+METRICS = ("tpot_ms", "tokens_per_s_per_user", "throughput_tokens_per_s", "speedup_vs_autoregressive", "e2e_speedup")
+SPEEDUPS = ("speedup_vs_autoregressive", "e2e_speedup")
 ACCEPTANCE_KINDS = ("per_token_alpha", "mean_accepted_tokens", "draft_acceptance_rate", "")
 # Lengths a row that does not state them is priced at (the page flags such rows).
 ASSUMED_PROMPT_TOKENS, ASSUMED_OUTPUT_TOKENS = 128, 256
@@ -83,8 +99,13 @@ def _speculative(row: dict) -> bool:
     return (bool(row.get("draft_catalog")) or _head(row)) and row.get("gamma", 0) > 0
 
 
+def _serving(row: dict) -> bool:
+    return bool(row.get("requests"))
+
+
 def scenario_data(row: dict, alpha: float | None) -> dict:
-    """The scenario dict that prices `row` (expected value, its runtime profile, its lengths)."""
+    """The scenario dict that prices `row`: expected value at its static batch, or a simulated request
+    stream for a serving row; its runtime profile, lengths and the benchmark's stated settings."""
     speculative, head = _speculative(row), _head(row)
     decoding = {"gamma": int(row["gamma"]) if speculative else 0}
     if alpha is not None:
@@ -94,22 +115,52 @@ def scenario_data(row: dict, alpha: float | None) -> dict:
         if row.get("draft_vocab"):
             decoding["draft_vocab"] = int(row["draft_vocab"])
     model = {"target": row["target_catalog"], "weight_dtype": row.get("weight_dtype") or "bf16"}
+    if row.get("kv_dtype"):
+        model["kv_dtype"] = row["kv_dtype"]
     if not head:
         model["draft"] = row["draft_catalog"] if speculative else PLAIN_DRAFT
-    batch = max(1, int(row.get("batch") or 1))
-    return {
-        "run": {"method": "analytic"},
-        "model": model,
-        "hardware": {"name": row["gpu"], "tp": int(row["tp"]), "runtime": RUNTIME_OF[row["engine"]],
-                     **({} if speculative else {"draft_tp": 1})},  # the unused stand-in draft stays on one GPU
-        "workload": {"requests": batch, "batch": batch,
-                     "prompt_tokens": int(row.get("prompt_tokens") or ASSUMED_PROMPT_TOKENS),
-                     "output_tokens": int(row.get("output_tokens") or ASSUMED_OUTPUT_TOKENS)},
-        "decoding": decoding,
-    }
+    hardware = {"name": row["gpu"], "tp": int(row["tp"]), "runtime": RUNTIME_OF[row["engine"]],
+                **({} if speculative else {"draft_tp": 1})}  # the unused stand-in draft stays on one GPU
+    prompt = int(row.get("prompt_tokens") or ASSUMED_PROMPT_TOKENS)
+    output = int(row.get("output_tokens") or ASSUMED_OUTPUT_TOKENS)
+    if not _serving(row):
+        batch = max(1, int(row.get("batch") or 1))
+        return {"run": {"method": "analytic"}, "model": model, "hardware": hardware,
+                "workload": {"requests": batch, "batch": batch, "prompt_tokens": prompt, "output_tokens": output},
+                "decoding": decoding}
+    requests = int(row["requests"])
+    workload = {"requests": requests, "batch": int(row.get("max_batch_size") or requests),
+                "prompt_tokens": _lengths(prompt, row), "output_tokens": _lengths(output, row)}
+    if row.get("rate_per_s"):
+        workload.update(arrival="poisson", rate_per_s=float(row["rate_per_s"]))
+    else:
+        workload.update(arrival="closed", concurrency=int(row.get("concurrency") or requests))
+    scheduler = {key: row[name] for key, name in (("chunked_prefill", "chunked_prefill"),
+                                                   ("max_num_batched_tokens", "max_num_tokens")) if name in row}
+    if "kv_free_fraction" in row:
+        hardware["memory_reserve_fraction"] = _reserve(row)
+    return {"run": {"method": "simulated"}, "model": model, "hardware": hardware, "workload": workload,
+            "scheduler": scheduler, "decoding": decoding}
 
 
-def _metric(summary: dict, metric: str, batch: int) -> float:
+def _lengths(tokens: int, row: dict):
+    """A fixed length, or SGLang's random-dataset range [max(int(r L), 1), L] when the row states r."""
+    if "length_range_ratio" not in row:
+        return tokens
+    return {"dist": "uniform", "low": max(int(tokens * float(row["length_range_ratio"])), 1), "high": tokens}
+
+
+def _reserve(row: dict) -> float:
+    """The GPU's memory_reserve_fraction that leaves KV the share f = kv_free_fraction of what the weights
+    leave free (TensorRT-LLM's basis), not of the whole memory (vLLM's): (1 - f)(1 - weights / memory)."""
+    gpu, tp = load_gpu(row["gpu"]), int(row["tp"])
+    weights = load_model(row["target_catalog"]).params * dtype_bytes(row.get("weight_dtype") or "bf16")
+    return (1.0 - float(row["kv_free_fraction"])) * (1.0 - weights / (tp * gpu.memory_bytes))
+
+
+def _metric(summary: dict, metric: str, batch: int, serving: bool) -> float:
+    if serving:
+        return summary["output_throughput" if metric == "throughput_tokens_per_s" else metric]
     tpot = summary["tpot_ms"]
     return {"tpot_ms": tpot, "tokens_per_s_per_user": 1e3 / tpot, "throughput_tokens_per_s": batch * 1e3 / tpot,
             "speedup_vs_autoregressive": summary["speedup_vs_autoregressive"]}[metric]
@@ -139,18 +190,23 @@ def skip_reason(row: dict) -> str | None:
             return f"a dynamic {row['method']} tree ({row['tree_tokens']} draft tokens per step) states no shape to price"
     elif row.get("draft") and not row.get("draft_catalog"):
         return f"draft {row['draft']!r} is not in the model catalog (or not a separate model)"
-    if row["metric"] == "speedup_vs_autoregressive" and not _speculative(row):
+    if row["metric"] in SPEEDUPS and not _speculative(row):
         return "a speedup row needs a catalog draft (or a head) and a stated gamma"
+    if _serving(row):
+        if row["metric"] not in ("throughput_tokens_per_s", "e2e_speedup"):
+            return f"a serving row's {row['metric']} is not a quantity of the simulated stream"
+        return None
     if row["metric"] == "throughput_tokens_per_s" and not row.get("batch"):
-        return "an aggregate throughput needs a stated batch"
-    if row.get("rate_per_s"):
-        return "a request-rate row (serving) is not priced by the static-batch model yet"
+        return "an aggregate throughput needs a stated batch (or the request stream that reached it)"
+    if row.get("rate_per_s") or row["metric"] == "e2e_speedup":
+        return "a request-rate or end-to-end row needs the number of requests its benchmark sent"
     return None
 
 
 def predict_row(row: dict) -> dict:
     """The row with its prediction: predicted, error (predicted / measured - 1), alpha and its origin,
-    implied_alpha for speculative rows without a stated acceptance, and assumed_lengths."""
+    implied_alpha for speculative rows without a stated acceptance, assumed_lengths, and
+    predicted_baseline_e2e_ms and _ttft_ms beside a stated baseline_e2e_ms."""
     out = dict(row)
     reason = skip_reason(row)
     if reason is not None:
@@ -166,14 +222,36 @@ def predict_row(row: dict) -> dict:
     data = scenario_data(row, alpha)
     outcome = run_scenario(scenario_from_dict(data, source=f"validation row {row['id']}"), 0)
     summary = outcome.summary
-    predicted = _metric(summary, row["metric"], data["workload"]["batch"])
+    predicted = _metric(summary, row["metric"], data["workload"]["batch"], _serving(row))
     if row.get("includes_prefill"):
         predicted = _session_throughput(outcome)
     out.update(predicted=predicted, error=predicted / row["value"] - 1,
                alpha=summary["alpha"] if speculative else float("nan"), alpha_origin=origin,
                assumed_lengths=not (row.get("prompt_tokens") and row.get("output_tokens")), skipped="")
-    if speculative and row["metric"] == "speedup_vs_autoregressive":
-        implied = infer_alpha(data, float(row["value"]))
+    if row.get("baseline_e2e_ms"):
+        out["predicted_baseline_e2e_ms"] = summary["baseline_mean_e2el_ms"]
+        out["predicted_baseline_ttft_ms"] = summary["baseline_mean_ttft_ms"]
+    if speculative and row["metric"] in SPEEDUPS:
+        if row["metric"] == "e2e_speedup":
+            implied = _implied_from_e2e(row, data, summary)
+        else:
+            implied = infer_alpha(data, float(row["value"]))
         out["implied_alpha"] = implied["alpha"]
         out["implied_alpha_plausible"] = bool(IMPLIED_RANGE[0] <= implied["alpha"] <= IMPLIED_RANGE[1])
     return out
+
+
+def _implied_from_e2e(row: dict, data: dict, summary: dict) -> dict:
+    """infer_alpha on the decode speedup a measured e2e speedup S implies, given the run's own mean TTFT
+    with (t_s) and without (t_b) speculation and its plain mean e2e latency E_b: (E_b - t_b) / (E_b / S - t_s),
+    priced for one sequence at the stream's mean lengths. No alpha when S leaves no decode time."""
+    base_e2e, base_ttft = summary["baseline_mean_e2el_ms"], summary["baseline_mean_ttft_ms"]
+    decode_left = base_e2e / float(row["value"]) - summary["mean_ttft_ms"]
+    if decode_left <= 0:
+        return {"alpha": float("nan")}
+    wl = data["workload"]
+    mean = {key: (v["low"] + v["high"]) // 2 if isinstance(v, dict) else v
+            for key, v in (("prompt_tokens", wl["prompt_tokens"]), ("output_tokens", wl["output_tokens"]))}
+    single = {**data, "run": {"method": "analytic"}, "scheduler": {},
+              "workload": {"requests": 1, "batch": 1, **mean}}
+    return infer_alpha(single, (base_e2e - base_ttft) / decode_left)

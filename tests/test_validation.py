@@ -1,5 +1,7 @@
 """The validation data (sdsl_sim/data/validation_measurements.toml) and how its rows are priced."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,70 @@ def test_a_whole_generate_row_pays_its_context_phase():
     prefill_s = float(setup(scenario).base_timer.step(0, 0, 0.0, PassWork.group(768, 128, 0.0, prefill=True)).total_s)
     assert 768 * 128 / whole == pytest.approx(prefill_s + 127 * tpot_s, rel=1e-12)
     assert 0.05 < prefill_s / (127 * tpot_s) < 1  # a 98k-token prefill: a real share of the session, not all of it
+
+
+def test_a_serving_row_simulates_the_stream_its_benchmark_sent():
+    """trtllm-bench at infinite rate: every request queued at once, the batch capped by the engine's
+    heuristic, the KV cache holding kv_free_fraction of what the weights leave free."""
+    from sdsl_sim.costs import kv_token_capacity
+    from sdsl_sim.hardware import load_gpu
+    from sdsl_sim.models import load_model
+    from sdsl_sim.scenario import scenario_from_dict
+    from sdsl_sim.sim.run import run_scenario
+    from sdsl_sim.validation import load_measurements, predict_row, scenario_data
+
+    row = {r["id"]: r for r in load_measurements()}["trtllm10-h100-l31-8b-128-2048"]
+    data = scenario_data(row, None)
+    wl = data["workload"]
+    assert data["run"]["method"] == "simulated"
+    assert (wl["arrival"], wl["concurrency"], wl["requests"], wl["batch"]) == ("closed", 3000, 3000, 640)
+    assert data["scheduler"] == {"max_num_batched_tokens": 2048}
+    gpu, model = load_gpu("h100-sxm"), load_model("llama-3.1-8b")
+    reserved = dataclasses.replace(gpu, memory_reserve_fraction=data["hardware"]["memory_reserve_fraction"])
+    slots = kv_token_capacity([model], reserved, weight_dtype="fp8", kv_dtype="fp8")
+    free_after_weights = kv_token_capacity([model], dataclasses.replace(gpu, memory_reserve_fraction=0.0),
+                                           weight_dtype="fp8", kv_dtype="fp8")
+    assert slots == pytest.approx(0.95 * free_after_weights, rel=1e-12)
+    summary = run_scenario(scenario_from_dict(data), 0).summary
+    assert predict_row(row)["predicted"] == summary["output_throughput"]
+    assert summary["completed"] == 3000 and summary["total_output_tokens"] == 3000 * 2048
+    # the KV cache, not the batch cap, bounds the running batch: its full reserve fits fewer than 640
+    assert 0.8 * slots / (128 + 2048) < summary["mean_batch"] <= slots / (128 + 2048) < 640
+
+
+@pytest.mark.parametrize("ratio, low", [(0.0, 1), (0.5, 4096), (1.0, 8192)])
+def test_sglang_random_lengths_follow_its_range_ratio(ratio, low):
+    from sdsl_sim.validation import load_measurements, scenario_data
+
+    row = {r["id"]: r for r in load_measurements()}["amd-vllm-l31-405b-draft-1b-rate0.2"]
+    wl = scenario_data({**row, "length_range_ratio": ratio}, None)["workload"]
+    assert wl["prompt_tokens"] == {"dist": "uniform", "low": low, "high": 8192}
+    assert wl["output_tokens"] == {"dist": "uniform", "low": max(int(256 * ratio), 1), "high": 256}
+    assert (wl["arrival"], wl["rate_per_s"], wl["requests"], wl["batch"]) == ("poisson", 0.2, 500, 300)
+
+
+def test_an_e2e_speedup_is_the_ratio_of_the_streams_mean_latencies_and_its_implied_alpha_round_trips():
+    from sdsl_sim.scenario import scenario_from_dict
+    from sdsl_sim.sim.run import run_scenario
+    from sdsl_sim.validation import load_measurements, predict_row, scenario_data
+
+    row = {r["id"]: r for r in load_measurements()}["amd-vllm-l31-70b-draft-1b"]
+    priced = predict_row(row)
+    summary = run_scenario(scenario_from_dict(scenario_data(row, None)), 0).summary
+    assert priced["predicted"] == pytest.approx(summary["baseline_mean_e2el_ms"] / summary["mean_e2el_ms"], rel=1e-12)
+    assert priced["predicted_baseline_e2e_ms"] == summary["baseline_mean_e2el_ms"]
+    # one request at a time the decode-speedup reading recovers the run's own alpha (to its approximation:
+    # the analytic model prices one sequence at the mean lengths, the stream each request's own)
+    again = predict_row({**row, "value": priced["predicted"]})
+    assert again["implied_alpha"] == pytest.approx(priced["alpha"], abs=0.02)
+    # a measured speedup that leaves no decode time once the TTFT is paid has no alpha
+    assert np.isnan(predict_row({**row, "value": 50.0})["implied_alpha"])
+
+
+def test_rate_and_end_to_end_rows_need_their_request_count():
+    from sdsl_sim.validation import load_measurements, skip_reason
+
+    row = {r["id"]: r for r in load_measurements()}["amd-vllm-l31-405b-draft-1b-rate0.2"]
+    assert skip_reason(row) is None
+    assert "number of requests" in skip_reason({k: v for k, v in row.items() if k != "requests"})
+    assert "not a quantity of the simulated stream" in skip_reason({**row, "metric": "tpot_ms"})

@@ -9,13 +9,13 @@ from .axes import plain_log_axis
 from .page import REVISION_FIDELITY, REVISION_FIGURES, REVISION_ROW_TILES, Page
 
 TITLE = "Validation: predicted against public measurements of vLLM, SGLang, TensorRT-LLM, HF transformers and gpt-fast"
-COLUMNS = ["id", "engine", "gpu", "tp", "target", "draft", "method", "weight_dtype", "batch", "gamma", "metric",
+COLUMNS = ["id", "engine", "gpu", "tp", "target", "draft", "method", "weight_dtype", "batch", "requests", "gamma", "metric",
            "value", "predicted", "error", "alpha", "alpha_origin", "implied_alpha", "assumed_lengths"]
 
 
 def build(studies) -> Page:
     from ..microbench import load_rows, reproduced
-    from ..validation import IMPLIED_RANGE, load_measurements, predict_row
+    from ..validation import IMPLIED_RANGE, SPEEDUPS, load_measurements, predict_row
 
     rows = pd.DataFrame([predict_row(row) for row in load_measurements()])
     for column in ("implied_alpha", "implied_alpha_plausible", "draft", "skipped"):
@@ -30,8 +30,7 @@ def build(studies) -> Page:
             rows[column] = rows[column].fillna("").astype(str)
     priced = rows[rows.skipped.fillna("") == ""].copy()
     skipped = rows[rows.skipped.fillna("") != ""]
-    priced["kind"] = np.where(priced.metric == "speedup_vs_autoregressive", "speculative speedup",
-                              np.where(priced.draft != "", "speculative latency", "plain decode"))
+    priced["kind"] = [kind(row) for row in priced.itertuples()]
     priced["abs_error"] = priced.error.abs()
 
     summary = (priced.groupby(["kind", "engine"]).abs_error.agg(rows="size", median="median", worst="max")
@@ -41,16 +40,16 @@ def build(studies) -> Page:
     summary = pd.concat([summary, overall], ignore_index=True)
     summary[["median", "worst"]] *= 100
 
-    spec = priced[priced.kind == "speculative speedup"]
+    spec = priced[priced.metric.isin(SPEEDUPS)]
     implausible = spec[~spec.implied_alpha.between(*IMPLIED_RANGE)]
     engines, gpus = priced.engine.nunique(), priced.gpu.nunique()
 
     page = Page("validation", TITLE)
     page.text(f"""
 **Question.** When a user says which engine they run, does the simulator reproduce what that engine was
-measured to do? {len(rows)} public measurements (plain decode latency and speculative-decoding speedups;
-each row's source, date and setting in `sdsl_sim/data/validation_measurements.toml`), {len(priced)} of them
-priced on {engines} engines and {gpus} GPU types.
+measured to do? {len(rows)} public measurements (plain decode latency, speculative-decoding speedups and
+serving benchmarks; each row's source, date and setting in `sdsl_sim/data/validation_measurements.toml`),
+{len(priced)} of them priced on {engines} engines and {gpus} GPU types.
 
 **How each row is priced.** The expected-value model (`run.method = "analytic"`) of the row's target,
 draft, GPU, tensor parallelism, weight dtype, batch and lookahead, on the engine's runtime profile
@@ -59,6 +58,13 @@ to a per-token alpha at its gamma; a row that states none uses the SDSL law's al
 acceptance (`sdsl-sim infer-alpha`: the alpha at which the model gives the measured speedup) is shown
 beside it, flagged when outside [{IMPLIED_RANGE[0]}, {IMPLIED_RANGE[1]}]. Rows that do not state their lengths are
 priced at {_assumed()} and marked `assumed_lengths`.
+
+**Serving rows** state the request stream their benchmark sent (how many requests, at what rate or
+concurrency, with what lengths and engine settings) and are priced by simulating that stream through the
+engine's scheduler (seed 0): trtllm-bench's infinite-rate throughput as the run's output throughput, the
+ROCm blog's speculative rows as the ratio of mean end-to-end latencies (TTFT included) without and with
+the draft. A serving speedup's implied acceptance is the alpha whose TPOT speedup equals the decode
+speedup the measurement leaves once the run's own mean TTFTs are taken out.
 
 **Honest calibration.** No profile value is set from these rows: the runtime profiles take their numbers
 from engine code, docs and micro-benchmarks (each value's source is a comment in its file, and values no
@@ -95,13 +101,31 @@ per-token acceptance inside [{IMPLIED_RANGE[0]}, {IMPLIED_RANGE[1]}]. """ + (
             "that engine; a low one, that it is too cheap." if len(implausible) else ""))
     worst = priced.reindex(priced.abs_error.sort_values(ascending=False).index).head(6)
     page.text("**Largest misses.** " + "; ".join(
-        f"`{r.id}` ({r.weight_dtype}, batch {r.batch:g}: {100 * r.error:+.0f}%)" for r in worst.itertuples()) +
+        f"`{r.id}` ({r.weight_dtype}, {_load(r)}: {100 * r.error:+.0f}%)" for r in worst.itertuples()) +
         ". The pass model leaves out the dequantisation cost of int4/int8 weight-only kernels (README, "
-        "\"Left out\"), so quantised rows come out fast; aggregate throughput at batches of hundreds is "
-        "priced as decode steps of a static batch, without the prefills and host work a throughput "
-        "benchmark also runs.")
+        "\"Left out\"), so quantised rows come out fast; the H200 blog rows state no method and are priced "
+        "as decode steps of a static batch.")
+    e2e = priced[priced.metric == "e2e_speedup"]
+    if len(e2e):
+        page.text("**Serving speedups, their plain arm.** Each end-to-end speedup row also states its plain mean "
+                  "end-to-end latency; the simulated plain stream against it: " + "; ".join(
+                      f"`{r.id}` {r.predicted_baseline_e2e_ms:.0f} ms against {r.baseline_e2e_ms:.0f} "
+                      f"({100 * (r.predicted_baseline_e2e_ms / r.baseline_e2e_ms - 1):+.0f}%)"
+                      for r in e2e.itertuples()) +
+                  ". Where the plain arm is slow the speedup comes out low, since the prefill speculation does "
+                  "not shorten weighs more in the ratio. One request at a time the simulated plain arm's mean "
+                  "TTFT is " + ", ".join(f"{r.predicted_baseline_ttft_ms:.0f} ms (`{r.id}`)" for r in
+                                         e2e[e2e.rate_per_s == 0].drop_duplicates("target").itertuples()) +
+                  "; under Poisson arrivals each prefill stalls the running batch (chunked prefill is off), and a "
+                  "server whose mean prefill exceeds 1 / rate falls behind: " + ", ".join(
+                      f"at {r.rate_per_s:g} requests/s (1 / rate = {1e3 / r.rate_per_s:.0f} ms) the simulated "
+                      f"mean TTFT is {r.predicted_baseline_ttft_ms:.0f} ms" for r in e2e[e2e.rate_per_s > 0].itertuples()) +
+                  ". The engine kept up at every rate it was measured at, so its MI300X prefill was faster than "
+                  "the profile's FP8 GEMM efficiency (a BF16 prior: no FP8 micro-benchmark is in the profile) prices it.")
     page.figure("predicted_vs_measured", _figure(priced), "Predicted against measured, one marker per engine: "
-                "plain decode TPOT (left, ms) and speculative speedup (right). The line is y = x, the band +-10%.")
+                "decode TPOT at a static batch (left, ms), speculative speedups (middle: TPOT at a static batch, "
+                "hollow: end-to-end under a request stream) and serving throughput (right, tokens/s). The line is "
+                "y = x, the band +-10%.")
     page.table(priced[[c for c in COLUMNS if c in priced]], floatfmt=".3g")
     if len(skipped):
         page.text("**Not priced.** " + "; ".join(f"`{r.id}`: {r.skipped}" for r in skipped.itertuples()) + ".")
@@ -129,8 +153,33 @@ per-token acceptance inside [{IMPLIED_RANGE[0]}, {IMPLIED_RANGE[1]}]. """ + (
               "batch 64 -14.3% -> -20.4%, the three 2048-token rows within 3% as before; TensorRT-LLM's median "
               "16.6% -> 6.47%, the plain-decode median 8.71% -> 6.92%. The H200 blog rows state no method and "
               "are priced as before.")
+    page.text("**Revision (serving rows).** Rows that state the request stream their benchmark sent are now priced "
+              "by simulating it (keys `requests`, `concurrency`, `max_batch_size`, `max_num_tokens`, "
+              "`chunked_prefill`, `kv_dtype`, `kv_free_fraction`, `length_range_ratio`): the six TensorRT-LLM "
+              "v1.0 trtllm-bench rows, unpriced before (no stated batch), come out with a median |error| of 13% "
+              "(-7% to +18%). The seven ROCm-blog rows measured end-to-end latency ratios over sglang.bench_serving's "
+              "random dataset, whose default range ratio 0 draws prompts uniform in [1, 8192] and outputs in "
+              "[0, 256]; they were priced as TPOT speedups of one 8192 + 256-token request (median |error| 10.3% over "
+              "five) and are now the streams' e2e speedups (metric `e2e_speedup`, TTFT included): median |error| "
+              "23.2% over seven, every one low, with each row's plain arm beside it. The two rate rows were not "
+              "priced before.")
     page.text("Regenerate with `sdsl-sim report validation --out reports`.")
     return page
+
+
+def kind(row) -> str:
+    """The group a priced row's error is summarised in."""
+    if row.metric == "e2e_speedup":
+        return "serving e2e speedup"
+    if row.metric == "speedup_vs_autoregressive":
+        return "speculative speedup"
+    if row.requests > 0:
+        return "serving throughput"
+    return "speculative latency" if row.draft != "" else "plain decode"
+
+
+def _load(row) -> str:
+    return f"{row.requests:.0f} requests" if row.requests > 0 else f"batch {row.batch:g}"
 
 
 def _assumed() -> str:
@@ -144,9 +193,9 @@ def _alpha(value) -> str:
 
 
 def _figure(priced: pd.DataFrame) -> plt.Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
     markers = dict(zip(sorted(priced.engine.unique()), "osD^vP*X"))
-    latency = priced[priced.metric != "speedup_vs_autoregressive"].copy()
+    latency = priced[priced.kind.isin(["plain decode", "speculative latency"])].copy()
     # Every latency-like metric as TPOT: tokens/s per user and aggregate throughput over the batch.
     to_tpot = {"tpot_ms": lambda v, b: v, "tokens_per_s_per_user": lambda v, b: 1e3 / v,
                "throughput_tokens_per_s": lambda v, b: 1e3 * b / v}
@@ -154,10 +203,19 @@ def _figure(priced: pd.DataFrame) -> plt.Figure:
         latency[f"{column}_tpot_ms"] = [to_tpot[m](v, max(1, b)) for m, v, b in
                                         zip(latency.metric, latency[column], latency.batch.fillna(1))]
     panels = ((axes[0], latency, "value_tpot_ms", "predicted_tpot_ms", "TPOT (ms)"),
-              (axes[1], priced[priced.metric == "speedup_vs_autoregressive"], "value", "predicted", "speedup (x)"))
+              (axes[1], priced[priced.metric.isin(["speedup_vs_autoregressive", "e2e_speedup"])], "value",
+               "predicted", "speedup (x)"),
+              (axes[2], priced[priced.kind == "serving throughput"], "value", "predicted", "throughput (tokens/s)"))
+    colours = {engine: f"C{i}" for i, engine in enumerate(markers)}
     for ax, frame, x, y, unit in panels:
         for engine, group in frame.groupby("engine"):
-            ax.scatter(group[x], group[y], marker=markers[engine], label=engine, s=36)
+            e2e = group.metric == "e2e_speedup"  # hollow: measured under a request stream
+            style = dict(marker=markers[engine], s=36, edgecolors=colours[engine], label=engine)
+            if (~e2e).any():
+                ax.scatter(group[x][~e2e], group[y][~e2e], facecolors=colours[engine], **style)
+                style["label"] = None
+            if e2e.any():
+                ax.scatter(group[x][e2e], group[y][e2e], facecolors="none", **style)
         if len(frame):
             lo = 0.8 * min(frame[x].min(), frame[y].min())
             hi = 1.25 * max(frame[x].max(), frame[y].max())
@@ -173,5 +231,6 @@ def _figure(priced: pd.DataFrame) -> plt.Figure:
         ax.legend(fontsize=8)
     axes[0].set_title("plain and speculative decode latency")
     axes[1].set_title("speculative speedup")
+    axes[2].set_title("serving throughput")
     fig.tight_layout()
     return fig
