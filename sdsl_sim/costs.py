@@ -287,6 +287,12 @@ def _gemm_rates(gpu: GPU, weight_dtype: str) -> tuple:
     return gpu.bf16_flop_per_s, gpu.flops_eff_max, 1.0
 
 
+def best_gemm_flop_per_s(gpu: GPU, weight_dtype: str = "bf16") -> float:
+    """Peak x best measured fraction of weight GEMMs in `weight_dtype`: the rate no GEMM here exceeds."""
+    peak, eff, _ = _gemm_rates(gpu, weight_dtype)
+    return peak * eff
+
+
 def gemm_compute_rate(gpu: GPU, weight_dtype: str) -> str:
     """The tensor-core rate weight GEMMs in `weight_dtype` run at on `gpu`: "fp8", "fp4" or "bf16" (weight-
     only quantisation: int8, int4, and fp8/fp4 on GPUs without those tensor cores)."""

@@ -150,6 +150,13 @@ def _lengths(tokens: int, row: dict):
     return {"dist": "uniform", "low": max(int(tokens * float(row["length_range_ratio"])), 1), "high": tokens}
 
 
+def mean_prompt_tokens(row: dict) -> float:
+    """The mean prompt length of a row's workload (SGLang's range drawn uniformly)."""
+    tokens = int(row.get("prompt_tokens") or ASSUMED_PROMPT_TOKENS)
+    lengths = _lengths(tokens, row) if _serving(row) else tokens
+    return (lengths["low"] + lengths["high"]) / 2 if isinstance(lengths, dict) else float(lengths)
+
+
 def _reserve(row: dict) -> float:
     """The GPU's memory_reserve_fraction that leaves KV the share f = kv_free_fraction of what the weights
     leave free (TensorRT-LLM's basis), not of the whole memory (vLLM's): (1 - f)(1 - weights / memory)."""
@@ -249,9 +256,9 @@ def _implied_from_e2e(row: dict, data: dict, summary: dict) -> dict:
     decode_left = base_e2e / float(row["value"]) - summary["mean_ttft_ms"]
     if decode_left <= 0:
         return {"alpha": float("nan")}
-    wl = data["workload"]
-    mean = {key: (v["low"] + v["high"]) // 2 if isinstance(v, dict) else v
-            for key, v in (("prompt_tokens", wl["prompt_tokens"]), ("output_tokens", wl["output_tokens"]))}
+    output = data["workload"]["output_tokens"]
+    output = (output["low"] + output["high"]) // 2 if isinstance(output, dict) else output
     single = {**data, "run": {"method": "analytic"}, "scheduler": {},
-              "workload": {"requests": 1, "batch": 1, **mean}}
+              "workload": {"requests": 1, "batch": 1, "prompt_tokens": round(mean_prompt_tokens(row)),
+                           "output_tokens": output}}
     return infer_alpha(single, (base_e2e - base_ttft) / decode_left)
