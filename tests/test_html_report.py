@@ -27,7 +27,7 @@ import pytest
 
 from sdsl_sim.cli import main
 
-PAGE = "validation"  # a cheap study page (about 12 s): library calls, no sweep
+PAGE = "seed-experiment"  # the cheapest study page (about 2 s): library calls, no sweep
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: install Debian's chromium "
                                                             "(.ci/run does) to run the browser checks")

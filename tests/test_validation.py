@@ -135,3 +135,38 @@ def test_rate_and_end_to_end_rows_need_their_request_count():
     assert skip_reason(row) is None
     assert "number of requests" in skip_reason({k: v for k, v in row.items() if k != "requests"})
     assert "not a quantity of the simulated stream" in skip_reason({**row, "metric": "tpot_ms"})
+
+
+def _trtllm_bench_settings(row):
+    """trtllm-bench's engine settings heuristic (tensorrt_llm/bench/build/tuning.py, calc_engine_setting and
+    finetune_setting): KV requests that fit kv_free_fraction of the memory (NVML GiB) left by the weights,
+    rounded up to the batch and token steps it uses."""
+    import math
+
+    from sdsl_sim.hardware import load_gpu
+    from sdsl_sim.models import dtype_bytes, load_model
+
+    model, gpu, tp = load_model(row["target_catalog"]), load_gpu(row["gpu"]), row["tp"]
+    per_token_gib = 2 * model.n_layers * max(tp, model.n_kv_heads) * model.head_dim * dtype_bytes(row["kv_dtype"]) / 2**30
+    free_gib = gpu.memory_bytes * tp / 2**30 - model.params * dtype_bytes(row["weight_dtype"]) / 2**30
+    isl, osl = row["prompt_tokens"], row["output_tokens"]
+    raw_bs = min(free_gib * row["kv_free_fraction"] / (per_token_gib * (isl + osl)), 4096)
+    raw_tokens = min(raw_bs * (1 + isl / osl), 32768)
+    if raw_bs < 256:
+        batch = max(64, 32 * math.ceil(raw_bs / 32))
+    else:
+        batch = (128 if raw_bs < 1024 else 256) * math.ceil(raw_bs / (128 if raw_bs < 1024 else 256))
+    if raw_tokens < 4096:
+        tokens = max(2048, 256 * math.ceil(raw_tokens / 256))
+    else:
+        tokens = (512 if raw_tokens < 8192 else 1024) * math.ceil(raw_tokens / (512 if raw_tokens < 8192 else 1024))
+    return batch, tokens
+
+
+def test_trtllm_bench_rows_carry_the_settings_its_heuristic_gives():
+    from sdsl_sim.validation import load_measurements
+
+    rows = [r for r in load_measurements() if r["engine"] == "trtllm" and r.get("requests")]
+    assert len(rows) >= 40
+    for row in rows:
+        assert (row["max_batch_size"], row["max_num_tokens"]) == _trtllm_bench_settings(row), row["id"]
