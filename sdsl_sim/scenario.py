@@ -154,6 +154,7 @@ from .workload import parse_length
 
 DEFAULT_SCENARIO = "default"
 GAMMA_POLICIES = ("auto", "adaptive", "heuristic")
+DEFAULT_MAX_GAMMA = 16  # decoding.max_gamma: the policies' bound (the heuristic schedule's cap)
 _NUM = (int, float)
 _POS = Range(0.0, None, low_open=True)
 _UNIT = Range(0.0, 1.0, low_open=True, high_open=True)
@@ -213,7 +214,7 @@ SCHEMA = {
     },
     "decoding": {
         "gamma": ((int, str), None, "auto"),
-        "max_gamma": (int, MAX_GAMMA_RANGE, 16),
+        "max_gamma": (int, MAX_GAMMA_RANGE, DEFAULT_MAX_GAMMA),
         "alpha": (_NUM, _UNIT, None),
         "acceptance": (str, ("iid", "beta", "profile"), "iid"),
         "alpha_concentration": (_NUM, CONCENTRATION, 20.0),

@@ -39,13 +39,13 @@ from importlib.resources import files
 import numpy as np
 from scipy.optimize import brentq
 
-from .analytic import expected_tokens_per_iteration
+from .analytic import expected_tokens_per_iteration, heuristic_expected_tokens
 from .costs import PassWork
 from .errors import InputError
 from .hardware import load_gpu
 from .models import dtype_bytes, load_model
 from .sim.infer import infer_alpha
-from .scenario import scenario_from_dict
+from .scenario import DEFAULT_MAX_GAMMA, scenario_from_dict
 from .sim.run import run_scenario
 from .speculation import HEADS
 from .tomlfile import read_toml
@@ -80,10 +80,18 @@ def load_measurements(path=None) -> list[dict]:
     return rows
 
 
-def per_token_alpha(kind: str, value: float, gamma: int) -> float:
-    """A stated acceptance as Leviathan's per-token alpha at lookahead `gamma` (see the module docstring)."""
+def per_token_alpha(kind: str, value: float, gamma: int, schedule: str = "") -> float:
+    """A stated acceptance as Leviathan's per-token alpha at lookahead `gamma` (see the module docstring);
+    under HF's heuristic schedule a mean accepted length is its stationary tokens per iteration
+    (`analytic.heuristic_expected_tokens`, capped at the scenarios' default max_gamma)."""
     if kind == "per_token_alpha":
         return float(value)
+    if schedule == "heuristic":
+        tau = float(value)
+        if kind != "mean_accepted_tokens" or not 1.0 < tau < DEFAULT_MAX_GAMMA + 1:
+            raise InputError(f"a heuristic-schedule row states its acceptance as mean_accepted_tokens in (1, "
+                             f"{DEFAULT_MAX_GAMMA + 1}), got {value} ({kind})")
+        return float(brentq(lambda a: heuristic_expected_tokens(a, DEFAULT_MAX_GAMMA) - tau, 1e-9, 1 - 1e-9))
     tau = float(value) if kind == "mean_accepted_tokens" else 1.0 + gamma * float(value)
     if not 1.0 < tau < gamma + 1.0:
         raise InputError(f"acceptance {value} ({kind}) at gamma {gamma} gives {tau:.3g} tokens per iteration; "
@@ -96,7 +104,8 @@ def _head(row: dict) -> bool:
 
 
 def _speculative(row: dict) -> bool:
-    return (bool(row.get("draft_catalog")) or _head(row)) and row.get("gamma", 0) > 0
+    drafts = bool(row.get("draft_catalog")) or _head(row)
+    return drafts and (row.get("gamma", 0) > 0 or bool(row.get("gamma_schedule")))
 
 
 def _serving(row: dict) -> bool:
@@ -107,7 +116,7 @@ def scenario_data(row: dict, alpha: float | None) -> dict:
     """The scenario dict that prices `row`: expected value at its static batch, or a simulated request
     stream for a serving row; its runtime profile, lengths and the benchmark's stated settings."""
     speculative, head = _speculative(row), _head(row)
-    decoding = {"gamma": int(row["gamma"]) if speculative else 0}
+    decoding = {"gamma": (row.get("gamma_schedule") or int(row["gamma"])) if speculative else 0}
     if alpha is not None:
         decoding["alpha"] = alpha
     if head:
@@ -198,7 +207,7 @@ def skip_reason(row: dict) -> str | None:
     elif row.get("draft") and not row.get("draft_catalog"):
         return f"draft {row['draft']!r} is not in the model catalog (or not a separate model)"
     if row["metric"] in SPEEDUPS and not _speculative(row):
-        return "a speedup row needs a catalog draft (or a head) and a stated gamma"
+        return "a speedup row needs a catalog draft (or a head) and a stated gamma (or gamma_schedule)"
     if _serving(row):
         if row["metric"] not in ("throughput_tokens_per_s", "e2e_speedup"):
             return f"a serving row's {row['metric']} is not a quantity of the simulated stream"
@@ -212,7 +221,7 @@ def skip_reason(row: dict) -> str | None:
 
 def predict_row(row: dict) -> dict:
     """The row with its prediction: predicted, error (predicted / measured - 1), alpha and its origin,
-    implied_alpha for speculative rows without a stated acceptance, assumed_lengths, and
+    implied_alpha for speculative speedup rows, assumed_lengths, and
     predicted_baseline_e2e_ms and _ttft_ms beside a stated baseline_e2e_ms."""
     out = dict(row)
     reason = skip_reason(row)
@@ -223,7 +232,9 @@ def predict_row(row: dict) -> dict:
     alpha, origin = None, "plain"
     if speculative:
         if row.get("acceptance_kind"):
-            alpha, origin = per_token_alpha(row["acceptance_kind"], row["stated_acceptance"], gamma), "stated"
+            alpha = per_token_alpha(row["acceptance_kind"], row["stated_acceptance"], gamma,
+                                    row.get("gamma_schedule", ""))
+            origin = "stated"
         else:
             origin = "sdsl-law"
     data = scenario_data(row, alpha)

@@ -172,3 +172,54 @@ def test_simulate_takes_the_runtime_and_dtypes(capsys):
     assert json.loads(capsys.readouterr().out)["tpot_ms"] > default
     assert main(argv + ["--weight-dtype", "fp8", "--kv-dtype", "fp8"]) == 0
     assert json.loads(capsys.readouterr().out)["tpot_ms"] < default
+
+
+def test_the_heuristic_schedules_stationary_distribution_solves_its_chain():
+    from sdsl_sim.analytic import heuristic_gamma_distribution
+
+    rng = np.random.default_rng(7)
+    for size in (1, 2, 6, 16):
+        a = rng.uniform(0.05, 0.95, size)
+        pi = heuristic_gamma_distribution(a)
+        moves = np.zeros((size, size))
+        for i in range(size):
+            moves[i, min(i + 2, size - 1)] += a[i]
+            moves[i, max(i - 1, 0)] += 1 - a[i]
+        assert pi.sum() == pytest.approx(1.0) and (pi >= 0).all()
+        assert pi @ moves == pytest.approx(pi, abs=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [pytest.param(0.5, marks=pytest.mark.slow), 0.7,
+                                   pytest.param(0.85, marks=pytest.mark.slow)])
+def test_the_stationary_heuristic_schedule_predicts_the_simulated_run(alpha):
+    """The expected-value model prices HF's schedule in its stationary state: its tokens per iteration and
+    TPOT lie in a simulated run's own 95% intervals (40 requests of 1024 tokens, seed 0)."""
+    from sdsl_sim.analytic import heuristic_expected_tokens
+
+    data = {"run": {"method": "simulated"},
+            "model": {"target": "vicuna-7b", "draft": "vicuna-68m", "weight_dtype": "fp16"},
+            "hardware": {"name": "a100-80gb-sxm", "tp": 1, "runtime": "hf-transformers"},
+            "workload": {"requests": 40, "batch": 1, "prompt_tokens": 128, "output_tokens": 1024},
+            "decoding": {"gamma": "heuristic", "alpha": alpha}}
+    simulated = run_scenario(scenario_from_dict(data), 0).summary
+    low, high = simulated["mean_tokens_per_iteration_ci95"]
+    assert low <= heuristic_expected_tokens(alpha, 16) <= high
+    expected = run_scenario(scenario_from_dict({**data, "run": {"method": "analytic"}}), 0).summary
+    low, high = simulated["tpot_ms_ci95"]
+    assert low <= expected["tpot_ms"] <= high
+
+
+def test_infer_alpha_inverts_the_heuristic_schedule():
+    from sdsl_sim.analytic import heuristic_expected_tokens
+    from sdsl_sim.validation import per_token_alpha
+
+    data = {"model": {"target": "vicuna-7b", "draft": "vicuna-68m", "weight_dtype": "fp16"},
+            "hardware": {"name": "a100-80gb-sxm", "tp": 1, "runtime": "hf-transformers"},
+            "workload": {"requests": 1, "batch": 1, "prompt_tokens": 128, "output_tokens": 512},
+            "decoding": {"gamma": "heuristic", "alpha": 0.62}}
+    speedup = run_scenario(scenario_from_dict({**data, "run": {"method": "analytic"}}), 0).summary
+    result = infer_alpha(data, speedup["speedup_vs_autoregressive"])
+    assert result["reproducible"] and result["alpha"] == pytest.approx(0.62, abs=1e-6)
+    assert result["mean_accepted_tokens"] == pytest.approx(heuristic_expected_tokens(0.62, 16))
+    assert per_token_alpha("mean_accepted_tokens", heuristic_expected_tokens(0.62, 16), 0, "heuristic") == \
+        pytest.approx(0.62, abs=1e-9)

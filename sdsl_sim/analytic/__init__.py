@@ -42,6 +42,7 @@ from .optimum import (
     speculation_helps,
     throughput_tokens_per_flop,
 )
+from .schedules import heuristic_expected_tokens, heuristic_gamma_distribution
 from .trees import (
     ACCEPT_KINDS,
     best_trees,

@@ -10,7 +10,7 @@ validate  the closed-form agreement grid on `ideal` (simulated vs Lambert-W spee
 import sys
 
 from ..errors import InputError
-from ..scenario import GAMMA_POLICIES
+from ..scenario import DEFAULT_MAX_GAMMA, GAMMA_POLICIES
 from ..units import MAX_GAMMA_RANGE, MAX_TOKENS, REQUESTS, SEED, TOKENS, TP, Range, count_range, parse_real
 from . import (Shown, add_batch, add_context, add_dtypes, add_json_flag, add_result_flags, add_runtime, add_train_tokens,
                alpha_type, arg_type, command, count_type, gamma_type, int_type, parse_alpha, parse_list, real_type,
@@ -247,7 +247,8 @@ def register(subparsers) -> None:
     _add_pair_flags(p)
     p.add_argument("--gamma", type=gamma_type(*GAMMA_POLICIES), default="auto",
                    help="draft tokens per iteration: integer, auto (default), adaptive or heuristic (HF's +2/-1 rule)")
-    p.add_argument("--max-gamma", type=int_type(MAX_GAMMA_RANGE), default=16, help="bound for the policies (default 16)")
+    p.add_argument("--max-gamma", type=int_type(MAX_GAMMA_RANGE), default=DEFAULT_MAX_GAMMA,
+                   help=f"bound for the policies (default {DEFAULT_MAX_GAMMA})")
     p.add_argument("--seed", type=int_type(SEED), default=0, help="seed (default 0)")
     add_result_flags(p)
     p.set_defaults(handler=simulate)
@@ -261,7 +262,8 @@ def register(subparsers) -> None:
                  "sdsl-sim infer-alpha --target llama-3.1-70b --draft llama-3.2-1b --hardware a100-80gb-sxm "
                  "--tp 4 --runtime vllm --gamma 5 --measured-speedup 2.3 --json"))
     _add_pair_flags(p, alpha=False)
-    p.add_argument("--gamma", type=int_type(MAX_GAMMA_RANGE), required=True, help="the lookahead the measurement ran with")
+    p.add_argument("--gamma", type=gamma_type("heuristic"), required=True,
+                   help="the lookahead the measurement ran with (>= 1), or heuristic (HF's +2/-1 schedule)")
     p.add_argument("--measured-speedup", type=real_type(SPEEDUP), required=True, metavar="S",
                    help="measured speedup of speculative over plain decoding (TPOT ratio)")
     add_json_flag(p)

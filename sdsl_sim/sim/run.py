@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import metrics
+from ..analytic import heuristic_gamma_distribution
 from ..costs import PassWork
 from .engine import simulate
-from .policies import FixedGamma
+from .policies import FixedGamma, HeuristicGamma
 from .setup import Setup, draw_workloads, setup
 
 
@@ -31,7 +32,8 @@ def predict(s: Setup) -> dict:
     finished requests are replaced (the closed-loop steady state), averaged over the run as
     (B - 1)(R - B) / R for R requests (0 for a single wave, whose prefills come first). prefill_s is one
     request's prefill priced alone (target and draft), an upper bound of what a chunk adds to a mixed step.
-    The baseline is the same with gamma = 0, no draft, and its own KV budget."""
+    The baseline is the same with gamma = 0, no draft, and its own KV budget. HF's heuristic draft length
+    is priced in its stationary state (`_heuristic_step`), the other policies at the gamma they choose."""
     cfg = s.scenario.config["workload"]
     need = s.mean_prompt_tokens + s.mean_output_tokens
     context = s.mean_prompt_tokens + s.mean_output_tokens / 2
@@ -47,11 +49,25 @@ def predict(s: Setup) -> dict:
 
     batch, base_batch = saturated(s.kv_token_budget), saturated(s.base_kv_token_budget)
     limit = s.scheduler.disable_above_batch
-    gamma = 0 if limit is not None and batch > limit else s.make_policy().choose(batch, context)
-    tpot_s = (s.timer.decode_s(batch, gamma, context) / float(s.acceptance.expected_tokens(gamma))
-              + interference_s(s.timer, batch))
+    policy = s.make_policy()
+    if isinstance(policy, HeuristicGamma) and not (limit is not None and batch > limit):
+        gamma, decode_s = _heuristic_step(s, policy.max_gamma, batch, context)
+    else:
+        gamma = 0 if limit is not None and batch > limit else policy.choose(batch, context)
+        decode_s = s.timer.decode_s(batch, gamma, context) / float(s.acceptance.expected_tokens(gamma))
+    tpot_s = decode_s + interference_s(s.timer, batch)
     base_s = s.base_timer.decode_s(base_batch, 0, context) + interference_s(s.base_timer, base_batch)
     return {"gamma": gamma, "batch": batch, "tpot_s": tpot_s, "baseline_tpot_s": base_s}
+
+
+def _heuristic_step(s: Setup, max_gamma: int, batch: int, context: float) -> tuple:
+    """(most used gamma, decode seconds per token) of HF's heuristic schedule in its stationary state
+    (`analytic.schedules`): time per iteration over tokens per iteration, both averaged over pi."""
+    expected = np.asarray(s.acceptance.expected_tokens(np.arange(max_gamma + 1)), dtype=float)
+    pi = heuristic_gamma_distribution(np.diff(expected))
+    gammas = np.arange(1, max_gamma + 1)
+    step_s = np.array([s.timer.decode_s(batch, int(g), context) for g in gammas])
+    return int(gammas[np.argmax(pi)]), float(pi @ step_s / (pi @ expected[1:]))
 
 
 def _mode_gamma(result) -> int:
