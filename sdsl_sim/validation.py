@@ -77,7 +77,37 @@ def load_measurements(path=None) -> list[dict]:
         if row.get("acceptance_kind", "") not in ACCEPTANCE_KINDS:
             raise InputError(f"{where}: acceptance_kind {row['acceptance_kind']!r}; expected one of "
                              f"{', '.join(map(repr, ACCEPTANCE_KINDS))}")
+        for key, (kind, low, low_open, high, expected) in SERVING_KEYS.items():
+            value = row.get(key)
+            if value is not None and not _fits(value, kind, low, low_open, high):
+                raise InputError(f"{where}: {key} {value!r}; expected {expected}")
     return rows
+
+
+# Optional keys of serving and schedule rows: (type, lowest, whether the lowest is excluded, highest, what
+# the error says is expected); None: no bound.
+SERVING_KEYS = {
+    "requests": (int, 1, False, None, "a whole number of requests >= 1"),
+    "concurrency": (int, 1, False, None, "a whole number >= 1"),
+    "max_batch_size": (int, 1, False, None, "a whole number >= 1"),
+    "max_num_tokens": (int, 1, False, None, "a whole number of tokens >= 1"),
+    "chunked_prefill": (bool, None, False, None, "true or false"),
+    "kv_free_fraction": (float, 0.0, True, 1.0, "a fraction in (0, 1]"),
+    "length_range_ratio": (float, 0.0, False, 1.0, "a ratio in [0, 1]"),
+    "baseline_e2e_ms": (float, 0.0, True, None, "a positive finite latency in ms"),
+    "gamma_schedule": (str, None, False, None, "'heuristic'"),
+}
+
+
+def _fits(value, kind, low, low_open, high) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is str:
+        return value == "heuristic"
+    if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+        return False
+    above = low is None or (value > low if low_open else value >= low)
+    return bool(np.isfinite(value)) and above and (high is None or value <= high)
 
 
 def per_token_alpha(kind: str, value: float, gamma: int, schedule: str = "") -> float:

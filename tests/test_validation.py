@@ -1,6 +1,8 @@
 """The validation data (sdsl_sim/data/validation_measurements.toml) and how its rows are priced."""
 
 import dataclasses
+import json
+import re
 
 import numpy as np
 import pytest
@@ -170,3 +172,20 @@ def test_trtllm_bench_rows_carry_the_settings_its_heuristic_gives():
     assert len(rows) >= 40
     for row in rows:
         assert (row["max_batch_size"], row["max_num_tokens"]) == _trtllm_bench_settings(row), row["id"]
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("requests", 0, "a whole number of requests >= 1"), ("requests", 2.5, "a whole number of requests"),
+    ("kv_free_fraction", 0.0, "a fraction in (0, 1]"), ("kv_free_fraction", 1.5, "a fraction in (0, 1]"),
+    ("length_range_ratio", -0.1, "a ratio in [0, 1]"), ("baseline_e2e_ms", float("inf"), "a positive finite"),
+    ("chunked_prefill", "no", "true or false"), ("gamma_schedule", "auto", "'heuristic'"),
+    ("max_num_tokens", True, "a whole number of tokens"),
+])
+def test_a_bad_serving_key_in_the_measurements_is_one_error_naming_row_and_key(tmp_path, key, value, expected):
+    from sdsl_sim.validation import load_measurements
+
+    row = next(r for r in load_measurements() if r["id"] == "trtllm10-h100-l31-8b-128-2048")
+    lines = [f"{k} = {json.dumps(v)}" for k, v in {**row, key: value}.items()]
+    (tmp_path / "rows.toml").write_text("[[row]]\n" + "\n".join(lines).replace("Infinity", "inf") + "\n")
+    with pytest.raises(InputError, match=rf"trtllm10-h100-l31-8b-128-2048.*{key} .*expected {re.escape(expected)}"):
+        load_measurements(tmp_path / "rows.toml")
