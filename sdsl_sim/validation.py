@@ -49,6 +49,8 @@ from .scenario import DEFAULT_MAX_GAMMA, scenario_from_dict
 from .sim.run import run_scenario
 from .speculation import HEADS
 from .tomlfile import read_toml
+from .units import Range
+from .workload import parse_length
 
 RUNTIME_OF = {"vllm": "vllm", "vllm-v0": "vllm-v0", "sglang": "sglang", "trtllm": "trtllm",
               "hf-transformers": "hf-transformers", "gpt-fast": "gpt-fast"}
@@ -59,6 +61,12 @@ ACCEPTANCE_KINDS = ("per_token_alpha", "mean_accepted_tokens", "draft_acceptance
 ASSUMED_PROMPT_TOKENS, ASSUMED_OUTPUT_TOKENS = 128, 256
 PLAIN_DRAFT = "vicuna-68m"  # a stand-in draft for plain rows: gamma 0 never runs it; its weights are ~0.1 GB
 IMPLIED_RANGE = (0.4, 0.95)  # a per-token acceptance outside this is implausible for a matched draft
+# Optional numeric keys of serving rows (see the module docstring), checked on load.
+_COUNT = Range(1, integer=True)
+SERVING_RANGES = {"requests": _COUNT, "concurrency": _COUNT, "max_batch_size": _COUNT, "max_num_tokens": _COUNT,
+                  "kv_free_fraction": Range(0.0, 1.0, low_open=True), "length_range_ratio": Range(0.0, 1.0),
+                  "baseline_e2e_ms": Range(0.0, low_open=True)}
+SCHEDULES = ("heuristic",)  # gamma_schedule: HF assisted generation's dynamic draft length
 
 
 def load_measurements(path=None) -> list[dict]:
@@ -77,37 +85,15 @@ def load_measurements(path=None) -> list[dict]:
         if row.get("acceptance_kind", "") not in ACCEPTANCE_KINDS:
             raise InputError(f"{where}: acceptance_kind {row['acceptance_kind']!r}; expected one of "
                              f"{', '.join(map(repr, ACCEPTANCE_KINDS))}")
-        for key, (kind, low, low_open, high, expected) in SERVING_KEYS.items():
-            value = row.get(key)
-            if value is not None and not _fits(value, kind, low, low_open, high):
-                raise InputError(f"{where}: {key} {value!r}; expected {expected}")
+        for key, allowed in SERVING_RANGES.items():
+            if key in row and not allowed.contains(row[key]):
+                raise InputError(f"{where}: {key} {row[key]!r}; expected {allowed.expected}")
+        if not isinstance(row.get("chunked_prefill", False), bool):
+            raise InputError(f"{where}: chunked_prefill {row['chunked_prefill']!r}; expected true or false")
+        if row.get("gamma_schedule", SCHEDULES[0]) not in SCHEDULES:
+            raise InputError(f"{where}: gamma_schedule {row['gamma_schedule']!r}; expected one of "
+                             f"{', '.join(map(repr, SCHEDULES))}")
     return rows
-
-
-# Optional keys of serving and schedule rows: (type, lowest, whether the lowest is excluded, highest, what
-# the error says is expected); None: no bound.
-SERVING_KEYS = {
-    "requests": (int, 1, False, None, "a whole number of requests >= 1"),
-    "concurrency": (int, 1, False, None, "a whole number >= 1"),
-    "max_batch_size": (int, 1, False, None, "a whole number >= 1"),
-    "max_num_tokens": (int, 1, False, None, "a whole number of tokens >= 1"),
-    "chunked_prefill": (bool, None, False, None, "true or false"),
-    "kv_free_fraction": (float, 0.0, True, 1.0, "a fraction in (0, 1]"),
-    "length_range_ratio": (float, 0.0, False, 1.0, "a ratio in [0, 1]"),
-    "baseline_e2e_ms": (float, 0.0, True, None, "a positive finite latency in ms"),
-    "gamma_schedule": (str, None, False, None, "'heuristic'"),
-}
-
-
-def _fits(value, kind, low, low_open, high) -> bool:
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is str:
-        return value == "heuristic"
-    if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
-        return False
-    above = low is None or (value > low if low_open else value >= low)
-    return bool(np.isfinite(value)) and above and (high is None or value <= high)
 
 
 def per_token_alpha(kind: str, value: float, gamma: int, schedule: str = "") -> float:
@@ -189,13 +175,6 @@ def _lengths(tokens: int, row: dict):
     return {"dist": "uniform", "low": max(int(tokens * float(row["length_range_ratio"])), 1), "high": tokens}
 
 
-def mean_prompt_tokens(row: dict) -> float:
-    """The mean prompt length of a row's workload (SGLang's range drawn uniformly)."""
-    tokens = int(row.get("prompt_tokens") or ASSUMED_PROMPT_TOKENS)
-    lengths = _lengths(tokens, row) if _serving(row) else tokens
-    return (lengths["low"] + lengths["high"]) / 2 if isinstance(lengths, dict) else float(lengths)
-
-
 def _reserve(row: dict) -> float:
     """The GPU's memory_reserve_fraction that leaves KV the share f = kv_free_fraction of what the weights
     leave free (TensorRT-LLM's basis), not of the whole memory (vLLM's): (1 - f)(1 - weights / memory)."""
@@ -252,7 +231,8 @@ def skip_reason(row: dict) -> str | None:
 def predict_row(row: dict) -> dict:
     """The row with its prediction: predicted, error (predicted / measured - 1), alpha and its origin,
     implied_alpha for speculative speedup rows, assumed_lengths, and
-    predicted_baseline_e2e_ms and _ttft_ms beside a stated baseline_e2e_ms."""
+    mean_prompt_tokens for a serving row, predicted_baseline_e2e_ms and _ttft_ms beside a stated
+    baseline_e2e_ms."""
     out = dict(row)
     reason = skip_reason(row)
     if reason is not None:
@@ -276,6 +256,8 @@ def predict_row(row: dict) -> dict:
     out.update(predicted=predicted, error=predicted / row["value"] - 1,
                alpha=summary["alpha"] if speculative else float("nan"), alpha_origin=origin,
                assumed_lengths=not (row.get("prompt_tokens") and row.get("output_tokens")), skipped="")
+    if _serving(row):
+        out["mean_prompt_tokens"] = _mean_tokens(data, "prompt_tokens")
     if row.get("baseline_e2e_ms"):
         out["predicted_baseline_e2e_ms"] = summary["baseline_mean_e2el_ms"]
         out["predicted_baseline_ttft_ms"] = summary["baseline_mean_ttft_ms"]
@@ -297,9 +279,11 @@ def _implied_from_e2e(row: dict, data: dict, summary: dict) -> dict:
     decode_left = base_e2e / float(row["value"]) - summary["mean_ttft_ms"]
     if decode_left <= 0:
         return {"alpha": float("nan")}
-    output = data["workload"]["output_tokens"]
-    output = (output["low"] + output["high"]) // 2 if isinstance(output, dict) else output
+    mean = {key: round(_mean_tokens(data, key)) for key in ("prompt_tokens", "output_tokens")}
     single = {**data, "run": {"method": "analytic"}, "scheduler": {},
-              "workload": {"requests": 1, "batch": 1, "prompt_tokens": round(mean_prompt_tokens(row)),
-                           "output_tokens": output}}
+              "workload": {"requests": 1, "batch": 1, **mean}}
     return infer_alpha(single, (base_e2e - base_ttft) / decode_left)
+
+
+def _mean_tokens(data: dict, key: str) -> float:
+    return parse_length(data["workload"][key], f"workload.{key}").mean_tokens

@@ -175,11 +175,11 @@ def test_trtllm_bench_rows_carry_the_settings_its_heuristic_gives():
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("requests", 0, "a whole number of requests >= 1"), ("requests", 2.5, "a whole number of requests"),
-    ("kv_free_fraction", 0.0, "a fraction in (0, 1]"), ("kv_free_fraction", 1.5, "a fraction in (0, 1]"),
-    ("length_range_ratio", -0.1, "a ratio in [0, 1]"), ("baseline_e2e_ms", float("inf"), "a positive finite"),
-    ("chunked_prefill", "no", "true or false"), ("gamma_schedule", "auto", "'heuristic'"),
-    ("max_num_tokens", True, "a whole number of tokens"),
+    ("requests", 0, "an integer >= 1"), ("requests", 2.5, "an integer >= 1"),
+    ("kv_free_fraction", 0.0, "a finite number in (0, 1]"), ("kv_free_fraction", 1.5, "a finite number in (0, 1]"),
+    ("length_range_ratio", -0.1, "a finite number in [0, 1]"), ("baseline_e2e_ms", float("inf"), "a finite number > 0"),
+    ("chunked_prefill", "no", "true or false"), ("gamma_schedule", "auto", "one of 'heuristic'"),
+    ("max_num_tokens", True, "an integer >= 1"),
 ])
 def test_a_bad_serving_key_in_the_measurements_is_one_error_naming_row_and_key(tmp_path, key, value, expected):
     from sdsl_sim.validation import load_measurements

@@ -28,8 +28,8 @@ def heuristic_gamma_distribution(all_accepted) -> np.ndarray:
     system = np.vstack([(moves - np.eye(size)).T, np.ones(size)])
     target = np.zeros(size + 1)
     target[-1] = 1.0
-    pi = np.linalg.lstsq(system, target, rcond=None)[0]
-    return np.clip(pi, 0.0, None) / np.clip(pi, 0.0, None).sum()
+    pi = np.clip(np.linalg.lstsq(system, target, rcond=None)[0], 0.0, None)  # round-off below 0
+    return pi / pi.sum()
 
 
 def heuristic_expected_tokens(alpha: float, max_gamma: int) -> float:

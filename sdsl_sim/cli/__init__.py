@@ -87,14 +87,15 @@ def parse_list(text: str, parse) -> list:
     return [parse(item) for item in items]
 
 
-def gamma_type(*policies: str):
-    """argparse `type=` for a lookahead: an integer in [0, MAX_GAMMA], or one of the named `policies`."""
+def gamma_type(*policies: str, allowed=GAMMA):
+    """argparse `type=` for a lookahead: an integer in `allowed` ([0, MAX_GAMMA]), or one of the named
+    `policies`."""
 
     def parse(text: str):
         if text in policies:
             return text
         try:
-            return parse_int(text, GAMMA)
+            return parse_int(text, allowed)
         except InputError as exc:
             if not policies:
                 raise

@@ -262,7 +262,7 @@ def register(subparsers) -> None:
                  "sdsl-sim infer-alpha --target llama-3.1-70b --draft llama-3.2-1b --hardware a100-80gb-sxm "
                  "--tp 4 --runtime vllm --gamma 5 --measured-speedup 2.3 --json"))
     _add_pair_flags(p, alpha=False)
-    p.add_argument("--gamma", type=gamma_type("heuristic"), required=True,
+    p.add_argument("--gamma", type=gamma_type("heuristic", allowed=MAX_GAMMA_RANGE), required=True,
                    help="the lookahead the measurement ran with (>= 1), or heuristic (HF's +2/-1 schedule)")
     p.add_argument("--measured-speedup", type=real_type(SPEEDUP), required=True, metavar="S",
                    help="measured speedup of speculative over plain decoding (TPOT ratio)")

@@ -179,7 +179,8 @@ per-token acceptance inside [{IMPLIED_RANGE[0]}, {IMPLIED_RANGE[1]}]. """ + (
               "[0, 256]; they were priced as TPOT speedups of one 8192 + 256-token request (median |error| 10.3% over "
               "five) and are now the streams' e2e speedups (metric `e2e_speedup`, TTFT included): median |error| "
               "23.2% over seven, every one low, with each row's plain arm beside it. The two rate rows were not "
-              "priced before.")
+              "priced before. The data gains the serving keys and, for serving rows, the stream's "
+              "`mean_prompt_tokens` and the simulated plain arm (`predicted_baseline_e2e_ms`, `_ttft_ms`).")
     page.text("**Revision (MI300X FP8 matmul).** The MI300X and MI325X FP8 GEMM efficiencies were the BF16 fractions "
               "as a prior; they are now AMD's measured max-achievable FP8 matmul rates (ROCm blog \"Measuring "
               "Max-Achievable FLOPs - Part 2\": 1273 and 1519 TFLOP/s, 0.487 and 0.581 of peak; two new "
@@ -213,13 +214,10 @@ def _prefill_floor(row) -> str:
     from ..costs import best_gemm_flop_per_s
     from ..hardware import load_gpu
     from ..models import load_model
-    from ..validation import mean_prompt_tokens
 
-    model = load_model(row.target_catalog)
     per_gpu = best_gemm_flop_per_s(load_gpu(row.gpu), row.weight_dtype)
-    rate_flops = row.tp * per_gpu
-    prompt = mean_prompt_tokens(row._asdict())
-    floor_s = 2 * model.params * prompt / rate_flops
+    prompt = row.mean_prompt_tokens
+    floor_s = 2 * load_model(row.target_catalog).params * prompt / (row.tp * per_gpu)
     busy = 100 * row.rate_per_s * floor_s
     return (f"at its best measured {row.weight_dtype} matmul rate ({per_gpu / 1e12:.0f} TFLOP/s a GPU, "
             f"SOURCES.md) a mean {prompt:.0f}-token prompt costs {row.target_catalog} at least "

@@ -49,11 +49,11 @@ def predict(s: Setup) -> dict:
 
     batch, base_batch = saturated(s.kv_token_budget), saturated(s.base_kv_token_budget)
     limit = s.scheduler.disable_above_batch
-    policy = s.make_policy()
-    if isinstance(policy, HeuristicGamma) and not (limit is not None and batch > limit):
+    policy, plain = s.make_policy(), limit is not None and batch > limit
+    if isinstance(policy, HeuristicGamma) and not plain:
         gamma, decode_s = _heuristic_step(s, policy.max_gamma, batch, context)
     else:
-        gamma = 0 if limit is not None and batch > limit else policy.choose(batch, context)
+        gamma = 0 if plain else policy.choose(batch, context)
         decode_s = s.timer.decode_s(batch, gamma, context) / float(s.acceptance.expected_tokens(gamma))
     tpot_s = decode_s + interference_s(s.timer, batch)
     base_s = s.base_timer.decode_s(base_batch, 0, context) + interference_s(s.base_timer, base_batch)
