@@ -376,11 +376,13 @@ def _model_from_bytes(path: str, raw: bytes) -> Model:
     return _validate(path, table, label=path)
 
 
-def _size_label(params: float) -> str:
-    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6)):
-        if params >= scale:
-            return f"{params / scale:.3g}{suffix}"
-    return f"{params / 1e6:.3g}M"
+def params_label(n: float) -> str:
+    """A parameter count to 3 significant digits in its unit: 20M, 125M, 1.32B, 70B, 1.5T."""
+    n = float(f"{n:.3g}")  # round first, so 999.6M reads 1B rather than 1e+03M
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:g}{unit}"
+    return f"{n:g}"
 
 
 SYNTHETIC_VOCAB = 32000
@@ -436,7 +438,7 @@ def synthetic_model(params: float) -> Model:
         raise InputError(f"synthetic model size {params:.3g} is too small; expected at least "
                          f"{MIN_SYNTHETIC_PARAMS / 1e6:g}M parameters")
     model = Model(
-        name=f"synthetic-{_size_label(params)}",
+        name=f"synthetic-{params_label(params)}",
         n_layers=n_layers,
         hidden_size=h,
         n_heads=h // head_dim,

@@ -111,7 +111,7 @@ def test_the_offline_check_catches_every_kind_of_fetch():
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    """`sdsl-sim report validation --format html` into a fresh folder: the page, the index, the calculator."""
+    """`sdsl-sim report PAGE --format html` into a fresh folder: the page, the index, the calculator."""
     out = tmp_path_factory.mktemp("html")
     assert main(["report", PAGE, "--format", "html", "--out", str(out), "--no-progress", "--json"]) == 0
     return out
@@ -190,6 +190,11 @@ def test_report_calculator_writes_only_the_calculator(tmp_path, capsys):
     assert main(["report", "calculator", "--out", str(tmp_path), "--json"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calculator.html"]
     assert json.loads(capsys.readouterr().out)["calculator"] == str(tmp_path / "calculator.html")
+    assert "index.html" not in (tmp_path / "calculator.html").read_text()  # no link to an index it did not write
+
+
+def test_the_calculator_beside_an_index_links_back_to_it(reports):
+    assert 'href="index.html"' in (reports / "calculator.html").read_text()
 
 
 def test_an_unknown_format_is_one_line_and_exit_2(tmp_path, capsys):

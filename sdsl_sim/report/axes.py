@@ -7,16 +7,9 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ..models import params_label
+
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
-
-
-def params_label(n: float) -> str:
-    """A parameter count to 3 significant digits in its unit: 20M, 125M, 1.32B, 70B, 1.5T."""
-    n = float(f"{n:.3g}")  # round first, so 999.6M reads 1B rather than 1e+03M
-    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= scale:
-            return f"{n / scale:g}{unit}"
-    return f"{n:g}"
 
 
 PARAMS = FuncFormatter(lambda value, _: params_label(value))
@@ -39,6 +32,15 @@ def plain_log_axis(axis, subs=(1.0, 2.0, 5.0)) -> None:
     axis.set_major_locator(LogLocator(subs=subs))
     axis.set_major_formatter(PLAIN)
     axis.set_minor_formatter(NullFormatter())
+
+
+def batch_axis(ax, batches) -> None:
+    """A log-2 x axis of batch sizes, ticked at the batches drawn."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(set(batches)))
+    ax.xaxis.set_major_formatter(PLAIN)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("batch (sequences)")
 
 
 def speedup_bars(ax, x, speedup, width, **style):

@@ -14,13 +14,11 @@ interactive chart from `figspec.figure_spec` and its PNG kept beside it.
 import base64
 import html
 import importlib.resources
-import io
 import json
 import re
 from pathlib import Path
 
 from .figspec import figure_spec
-from .page import DPI
 
 CALCULATOR = "calculator.html"
 INDEX = "index.html"
@@ -31,7 +29,7 @@ def write_page(page, out_dir) -> Path:
     """Write `page` as OUT/NAME/index.html: its markdown as HTML, each figure as a chart and its PNG."""
     out = Path(out_dir) / page.name
     out.mkdir(parents=True, exist_ok=True)
-    figures = {stem: _figure_html(stem, fig) for stem, fig in page.figures.items()}
+    figures = {stem: _figure_html(stem, page.png(stem), fig) for stem, fig in page.figures.items()}
     body = f"<h1>{_inline(page.title)}</h1>\n" + "\n".join(markdown_html(block, figures) for block in page.blocks)
     path = out / PAGE
     path.write_text(_document(page.title, body, scripts=("chart.js",), up="../"), encoding="utf-8")
@@ -57,7 +55,10 @@ def write_calculator(out_dir) -> Path:
     body = _asset("calculator.html").replace("{{constants}}", _script_json(constants))
     path = Path(out_dir) / CALCULATOR
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    path.write_text(_document("Speculative decoding calculator", body, scripts=("chart.js", "calculator.js"), up=""), encoding="utf-8")
+    # Alone (`report calculator`) it has no index to go back to: its bar links only to files that exist.
+    index = (Path(out_dir) / INDEX).is_file()
+    path.write_text(_document("Speculative decoding calculator", body, scripts=("chart.js", "calculator.js"), up="",
+                              index=index), encoding="utf-8")
     return path
 
 
@@ -195,20 +196,19 @@ def _slug(text: str) -> str:
 
 # ---------------------------------------------------------------- assembly
 
-def _figure_html(stem: str, fig) -> str:
-    """A figure as its chart spec (drawn by chart.js) with its PNG, at Page.save's resolution and crop."""
+def _figure_html(stem: str, png: bytes, fig) -> str:
+    """A figure as its chart spec (drawn by chart.js) with its PNG (the file Page.save writes)."""
     spec = figure_spec(fig)
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=DPI, bbox_inches="tight")
-    data = base64.b64encode(png.getvalue()).decode("ascii")
+    data = base64.b64encode(png).decode("ascii")
     return (f'<figure class="chart-figure" id="figure-{_slug(stem)}">\n'
             f'<script type="application/json" class="chart-spec">{_script_json(spec)}</script>\n'
             f'<details class="png"><summary>static figure (PNG)</summary>'
             f'<img alt="{html.escape(stem)}" src="data:image/png;base64,{data}"></details>\n</figure>')
 
 
-def _document(title: str, body: str, scripts: tuple[str, ...], up: str) -> str:
-    nav = f'<nav><a href="{up}{INDEX}">all reports</a> <a href="{up}{CALCULATOR}">calculator</a></nav>'
+def _document(title: str, body: str, scripts: tuple[str, ...], up: str, index: bool = True) -> str:
+    links = ([f'<a href="{up}{INDEX}">all reports</a>'] if index else []) + [f'<a href="{up}{CALCULATOR}">calculator</a>']
+    nav = f'<nav>{" ".join(links)}</nav>'
     code = "".join(f"<script>\n{_asset(name)}</script>\n" for name in scripts)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

@@ -8,12 +8,11 @@ bytes per pass come from `costs.expert_weight_bytes` at each point's lookahead.
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
-from matplotlib.ticker import NullFormatter
 
 from ..costs import Deployment, PassWork, expert_weight_bytes
 from ..hardware import load_gpu
 from ..models import load_model
-from .axes import PLAIN, plain_log_axis
+from .axes import batch_axis, plain_log_axis
 from .page import REVISION_FIGURES, REVISION_ROW_TILES, Page
 
 TITLE = "MoE speculation: speedup against batch for a mixture-of-experts and a dense target"
@@ -186,20 +185,12 @@ def _speedup_figure(rows: pd.DataFrame, gpus, peaks: pd.DataFrame):
             ax.plot(best["workload.batch"], best.speedup_vs_autoregressive, "o", ms=13, mfc="none",
                     mec=COLORS[kind], mew=1.5)
         ax.axhline(1.0, color="grey", lw=0.8)
-        _batch_axis(ax, rows["workload.batch"])
+        batch_axis(ax, rows["workload.batch"])
         ax.set_title(gpu)
     axes[0][0].set_ylabel("speedup over plain decoding (x)")
     axes[0][0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
-
-
-def _batch_axis(ax, batches) -> None:
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted(set(batches)))
-    ax.xaxis.set_major_formatter(PLAIN)
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("batch (sequences)")
 
 
 def _bytes_figure(rows: pd.DataFrame, gpus):
@@ -216,7 +207,7 @@ def _bytes_figure(rows: pd.DataFrame, gpus):
                     fontsize=8, color="grey")
         ax.set_yscale("log")
         plain_log_axis(ax.yaxis)
-        _batch_axis(ax, g["workload.batch"])
+        batch_axis(ax, g["workload.batch"])
         ax.set_title(f"{gpu}: {g['model.target'].iloc[0]}")
     axes[0][0].set_ylabel("expert weights read per pass (GB)")
     axes[0][0].legend(fontsize=8, loc="lower right")

@@ -5,6 +5,7 @@ non-interactive Agg backend and fixed sizes and fonts, so a page regenerates ide
 leaves a committed tree byte for byte as it was (tests/test_reports.py checks it).
 """
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class Page:
     blocks: list[str] = field(default_factory=list)
     figures: dict[str, plt.Figure] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    _pngs: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def text(self, markdown: str) -> None:
         self.blocks.append(markdown.strip())
@@ -50,6 +52,15 @@ class Page:
         self.figures[stem] = fig
         self.blocks.append(f"![{caption}]({stem}.png)\n\n*{caption}*")
 
+    def png(self, stem: str) -> bytes:
+        """The PNG of figure `stem`, drawn once: the file `save` writes and the image an HTML page embeds."""
+        if stem not in self._pngs:
+            buffer = io.BytesIO()
+            self.figures[stem].savefig(buffer, format="png", dpi=DPI, bbox_inches="tight",
+                                       metadata={"Software": RENDERER})
+            self._pngs[stem] = buffer.getvalue()
+        return self._pngs[stem]
+
     def table(self, frame: pd.DataFrame, floatfmt: str = ".3g") -> None:
         """A small markdown table in the page text (the full data goes through `data`)."""
         header = "| " + " | ".join(map(str, frame.columns)) + " |"
@@ -61,7 +72,7 @@ class Page:
         out = Path(out_dir) / self.name
         out.mkdir(parents=True, exist_ok=True)
         for stem, fig in self.figures.items():
-            fig.savefig(out / f"{stem}.png", dpi=DPI, bbox_inches="tight", metadata={"Software": RENDERER})
+            (out / f"{stem}.png").write_bytes(self.png(stem))
             plt.close(fig)
         for stem, frame in self.tables.items():
             parquet = out / f"{stem}.parquet"

@@ -22,7 +22,7 @@ from ..speculation import Shape, head_model
 from ..step import StepPricer
 from ..tomlfile import read_toml
 from ..tree_size import hardware_tree, pricer_for, tree_accept_for_budget
-from .moe import _batch_axis
+from .axes import batch_axis
 from .page import REVISION_FIGURES, REVISION_ROW_TILES, Page
 
 TITLE = "Which speculation: draft model, EAGLE-3 chain or tree, MTP heads or n-gram, against batch"
@@ -247,7 +247,7 @@ def _figure(table: pd.DataFrame):
             m = g[g.method == method]
             ax.plot(m.batch, m.speedup_vs_autoregressive, "o-", ms=3.5, color=COLORS[method], label=method)
         ax.axhline(1.0, color="black", lw=0.8)
-        _batch_axis(ax, g.batch)
+        batch_axis(ax, g.batch)
         ax.set_title(f"{target}, {gpu}", fontsize=10)
         ax.set_xlabel("batch")
     for row in axes:
