@@ -177,7 +177,8 @@ def pass_latency(model: Model, hardware: str, *, batch: int = 1, tokens: int = 1
     gpu = scale_gpu(load_gpu(hardware), bandwidth=bandwidth_scale, flops=flops_scale, memory=memory_scale,
                     link=link_scale)
     engine = load_runtime(gpu.default_runtime if runtime is None else runtime)
-    check_memory([m], gpu, batch=batch, context=context + tokens, tp=tp, weight_dtype=dtype, kv_dtype=kv_dtype)
+    check_memory([m], gpu, batch=batch, context=context + tokens, tp=tp, weight_dtype=dtype, kv_dtype=kv_dtype,
+                 runtime=engine)
     cost = pass_cost(m, gpu, batch=batch, tokens=tokens, context=context, tp=tp, weight_dtype=dtype,
                      kv_dtype=kv_dtype, runtime=engine)
     deployment = Deployment.of(m, gpu, tp=tp, weight_dtype=dtype, kv_dtype=kv_dtype, runtime=engine)

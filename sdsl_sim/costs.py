@@ -589,35 +589,44 @@ def pass_cost(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dt
     return PassCost(float(latency), max(bound, key=bound.get), breakdown, bound)
 
 
-def _memory_terms(models, gpu: GPU, tp, weight_dtype, kv_dtype) -> tuple:
-    """(weight bytes of all models, their KV bytes per token, bytes tp GPUs offer): the memory arithmetic
-    shared by `kv_token_capacity` and `check_memory`."""
+def _memory_terms(models, gpu: GPU, tp, weight_dtype, kv_dtype, runtime) -> tuple:
+    """(weight bytes of all models, their KV bytes per token, bytes tp GPUs offer, the reserve fraction):
+    the memory arithmetic shared by `kv_token_capacity` and `check_memory`. The reserve is the engine's
+    (`Runtime.memory_reserve`, `runtime` as in `Deployment.of`) where its profile sizes the KV pool, else
+    the GPU profile's memory_reserve_fraction."""
     from .models import kv_bytes_per_token
 
     check_tp(models[0], tp)
     weights = sum(m.params for m in models) * dtype_bytes(weight_dtype, "weight dtype")
     kv_per_token = sum(kv_bytes_per_token(m, kv_dtype, tp) for m in models)
-    return weights, kv_per_token, tp * gpu.usable_memory_bytes
+    if runtime is None or isinstance(runtime, str):
+        runtime = load_runtime(runtime or gpu.default_runtime)
+    reserve = runtime.memory_reserve(gpu.memory_bytes, weights / tp, tp)
+    if reserve is None:
+        reserve = gpu.memory_reserve_fraction
+    return weights, kv_per_token, tp * gpu.memory_bytes * (1.0 - reserve), reserve
 
 
 def _unlimited(gpu: GPU) -> bool:
     return gpu.pass_model == "weights-only" or math.isinf(gpu.usable_memory_bytes)
 
 
-def kv_token_capacity(models: Sequence[Model], gpu: GPU, *, tp=1, weight_dtype="bf16", kv_dtype="bf16") -> float:
+def kv_token_capacity(models: Sequence[Model], gpu: GPU, *, tp=1, weight_dtype="bf16", kv_dtype="bf16",
+                      runtime=None) -> float:
     """KV-cache tokens (summed over sequences) that fit beside the weights of all `models`:
-    (tp x usable memory - weight bytes) / (KV bytes per token of all models). Not rounded; negative when
-    the weights alone do not fit; inf on a weights-only GPU or one with infinite memory."""
+    (tp x usable memory - weight bytes) / (KV bytes per token of all models), usable memory net of the
+    engine's reserve (`_memory_terms`). Not rounded; negative when the weights alone do not fit; inf on
+    a weights-only GPU or one with infinite memory."""
     if isinstance(models, Model):
         models = [models]
-    weights, kv_per_token, offered = _memory_terms(models, gpu, tp, weight_dtype, kv_dtype)
+    weights, kv_per_token, offered, _ = _memory_terms(models, gpu, tp, weight_dtype, kv_dtype, runtime)
     if _unlimited(gpu):
         return math.inf
     return (offered - weights) / kv_per_token
 
 
 def fewest_tp(models: Sequence[Model], gpu: GPU, *, batch, context, weight_dtype="bf16", kv_dtype="bf16",
-              max_tp: int = MAX_TP) -> int:
+              runtime=None, max_tp: int = MAX_TP) -> int:
     """The fewest GPUs, a power of two dividing the first model's attention heads, whose memory holds the
     weights of `models` and the KV cache of batch x context tokens (the tp a scenario that names none
     runs at); `check_memory`'s error at the largest such tp when none does."""
@@ -626,27 +635,29 @@ def fewest_tp(models: Sequence[Model], gpu: GPU, *, batch, context, weight_dtype
         if models[0].n_heads % tp == 0:
             largest = tp
             if float(batch) * float(context) <= kv_token_capacity(models, gpu, tp=tp, weight_dtype=weight_dtype,
-                                                                  kv_dtype=kv_dtype):
+                                                                  kv_dtype=kv_dtype, runtime=runtime):
                 return tp
         tp *= 2
-    check_memory(models, gpu, batch=batch, context=context, tp=largest, weight_dtype=weight_dtype, kv_dtype=kv_dtype)
+    check_memory(models, gpu, batch=batch, context=context, tp=largest, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+                 runtime=runtime)
     return largest
 
 
-def check_memory(models: Sequence[Model], gpu: GPU, *, batch, context, tp=1, weight_dtype="bf16", kv_dtype="bf16") -> None:
+def check_memory(models: Sequence[Model], gpu: GPU, *, batch, context, tp=1, weight_dtype="bf16", kv_dtype="bf16",
+                 runtime=None) -> None:
     """Raise InputError unless the weights of all `models` plus their KV caches for batch x context
-    tokens fit in tp x usable GPU memory (memory x (1 - memory_reserve_fraction), the reserve standing
-    for activations, CUDA context and allocator slack, like vLLM's gpu_memory_utilization), i.e. unless
-    batch x context <= `kv_token_capacity`."""
+    tokens fit in tp x usable GPU memory (memory less the engine's reserve, `_memory_terms`: what stands
+    for activations, CUDA context and allocator slack, as vLLM's gpu_memory_utilization does), i.e.
+    unless batch x context <= `kv_token_capacity`."""
     if isinstance(models, Model):
         models = [models]
     tokens = float(np.max(batch)) * float(np.max(context))
-    if tokens <= kv_token_capacity(models, gpu, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype):
+    if tokens <= kv_token_capacity(models, gpu, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, runtime=runtime):
         return
-    weights, kv_per_token, offered = _memory_terms(models, gpu, tp, weight_dtype, kv_dtype)
+    weights, kv_per_token, offered, reserve = _memory_terms(models, gpu, tp, weight_dtype, kv_dtype, runtime)
     kv = kv_per_token * tokens
     need = weights + kv
-    usable = gpu.usable_memory_bytes
+    usable = gpu.memory_bytes * (1.0 - reserve)
     fit = 1
     while fit * usable < need:
         fit *= 2
@@ -654,6 +665,6 @@ def check_memory(models: Sequence[Model], gpu: GPU, *, batch, context, tp=1, wei
     raise InputError(
         f"{names} needs {need / 1e9:.1f} GB ({weights / 1e9:.1f} GB {weight_dtype} weights + {kv / 1e9:.1f} GB KV cache) "
         f"but tp={tp} x {gpu.name} offers {offered / 1e9:.1f} GB usable "
-        f"({1 - gpu.memory_reserve_fraction:.0%} of {gpu.memory_bytes / 1e9:.0f} GB each); short by "
+        f"({1 - reserve:.0%} of {gpu.memory_bytes / 1e9:.0f} GB each); short by "
         f"{(need - offered) / 1e9:.1f} GB; use tp >= {fit}"
     )

@@ -120,7 +120,7 @@ def hardware_n_star(target: Model, gpu, *, train_tokens: float = DEFAULT_TRAIN_T
     more layer adds its kernel floors at once, so the argmin sits just below a layer step. The range
     is the robust answer; the argmin is the precise one for this shape rule."""
     dtypes = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype)
-    check_memory([target], gpu, batch=batch, context=context, tp=tp, **dtypes)
+    check_memory([target], gpu, batch=batch, context=context, tp=tp, runtime=runtime, **dtypes)
     opts = dict(train_tokens=train_tokens, tp=tp, draft_tp=draft_tp, batch=batch, context=context,
                 runtime=runtime, max_gamma=max_gamma, **dtypes)
 
@@ -136,5 +136,6 @@ def hardware_n_star(target: Model, gpu, *, train_tokens: float = DEFAULT_TRAIN_T
     near = [p.draft_params for p in curve if p.tpot_s <= (1 + NEAR_OPTIMAL) * best.tpot_s]
     analytic = n_star(target.params, train_tokens).n_star_params
     at_analytic = draft_point(target, synthetic_model(analytic), gpu, **opts)
-    check_memory([target, synthetic_model(best.draft_params)], gpu, batch=batch, context=context, tp=tp, **dtypes)
+    check_memory([target, synthetic_model(best.draft_params)], gpu, batch=batch, context=context, tp=tp,
+                 runtime=runtime, **dtypes)
     return HardwareNStar(analytic, best.draft_params, (min(near), max(near)), at_analytic, best, tuple(curve))

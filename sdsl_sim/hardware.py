@@ -3,10 +3,11 @@
 A GPU profile is one TOML file in `hardware_profiles/` (datasheet peaks plus the achieved-fraction
 parameters of the roofline in `costs.py`); a runtime profile is one TOML file in
 `hardware_profiles/runtimes/` (host-side engine costs: CUDA graphs or not, kernel launch cost,
-per-step and per-sequence scheduling cost). Files use human units named in their keys (`_gb_s`,
-`_tflops`, `_us`, `_mb`); the loader converts them once to SI (bytes, seconds, FLOP/s). Memory is
-given as exactly one of `memory_gb` (decimal, 1e9 bytes) and `memory_mib` (binary, 1048576 bytes: the
-total nvidia-smi / rocm-smi report, which is what the built-in profiles use; see SOURCES.md there).
+per-step and per-sequence scheduling cost; the engine's scheduler and KV-pool defaults). Files use
+human units named in their keys (`_gb_s`, `_tflops`, `_us`, `_mb`); the loader converts them once to
+SI (bytes, seconds, FLOP/s). Memory is given as exactly one of `memory_gb` (decimal, 1e9 bytes) and
+`memory_mib` (binary, 1048576 bytes: the total nvidia-smi / rocm-smi report, which is what the built-in
+profiles use; see SOURCES.md there).
 To add a GPU, copy a file, edit the numbers and their source comments, and load it by path or name.
 
 Every number in a profile must be finite and within the range `_RULES` states for its key (peaks and
@@ -131,6 +132,18 @@ _RUNTIME_OPTIONAL = {"description": "", "sampling_kernels": 2, "draft_cuda_graph
 # (batch 512 x 129536) in 70.28 ms (vllm-project/vllm PR #56732, microbenchmark "main" arm, 4x H100 host).
 DRAFT_TP_POLICIES = ("own", "target")
 KV_ALLOCATIONS = ("paged", "reserve")
+KV_MEMORY_BASES = ("total", "free")
+
+
+def kv_pool_reserve(fraction: float, basis: str, memory_bytes: float, weight_bytes_per_gpu: float) -> float:
+    """The share of a GPU's memory kept out of weights and KV cache when an engine sizes its KV pool by
+    `fraction` on `basis`: "total", weights and KV together take that share of the whole memory (vLLM's
+    gpu_memory_utilization, SGLang's mem_fraction_static); "free", the KV pool takes that share of what
+    the weights leave (TensorRT-LLM's free_gpu_memory_fraction), i.e. a reserve of
+    (1 - fraction)(1 - weights / memory)."""
+    if basis == "total":
+        return 1.0 - fraction
+    return (1.0 - fraction) * max(0.0, 1.0 - weight_bytes_per_gpu / memory_bytes)
 
 
 @dataclass(frozen=True)
@@ -211,6 +224,8 @@ class Runtime:
     PyTorch intra-node) where it replaces the GPU profile's eager NCCL figures; None keeps the GPU's.
     `ngram_s_per_context_token`: the host time n-gram drafting spends scanning each context token of
     each sequence per step (CPU prompt lookup; `speculation.py`).
+    `kv_memory_fractions`: the engine's default KV-pool size as ((tp at least, fraction), ...) on
+    `kv_memory_basis` (see `kv_pool_reserve`); None leaves the GPU profile's memory_reserve_fraction.
     """
 
     name: str
@@ -234,7 +249,17 @@ class Runtime:
     allreduce_latency_s: float | None = None
     allreduce_latency_per_peer_s: float | None = None
     ngram_s_per_context_token: float = 1.06e-9
+    kv_memory_fractions: tuple | None = None
+    kv_memory_basis: str = "total"
     source: str = ""
+
+    def memory_reserve(self, memory_bytes: float, weight_bytes_per_gpu: float, tp: int) -> float | None:
+        """The share of each GPU's memory this engine keeps out of weights and KV cache at `tp` by default
+        (`kv_pool_reserve` at the fraction its profile gives for that tp); None when it states no policy."""
+        if self.kv_memory_fractions is None:
+            return None
+        fraction = [f for least, f in self.kv_memory_fractions if least <= tp][-1]
+        return kv_pool_reserve(fraction, self.kv_memory_basis, memory_bytes, weight_bytes_per_gpu)
 
     def for_draft(self) -> "Runtime":
         """The runtime the draft model's passes run under (its own CUDA-graph setting)."""
@@ -358,11 +383,38 @@ def load_runtime(name_or_path: str) -> Runtime:
 
 @lru_cache(maxsize=256)
 def _runtime(name: str, label: str, raw: bytes) -> Runtime:
-    fields = _convert(_parse(raw, label), _RUNTIME_KEYS, _RUNTIME_OPTIONAL, label)
-    for key, allowed in (("draft_tp", DRAFT_TP_POLICIES), ("kv_allocation", KV_ALLOCATIONS)):
+    table = _parse(raw, label)
+    fractions = _kv_memory_fractions(table.pop("kv_memory_fraction", None), label)
+    basis = table.pop("kv_memory_basis", None)
+    if basis is not None and fractions is None:
+        raise InputError(f"{label}: key 'kv_memory_basis' without 'kv_memory_fraction'; expected both or neither")
+    fields = _convert(table, _RUNTIME_KEYS, _RUNTIME_OPTIONAL, label)
+    fields.update(kv_memory_fractions=fractions, kv_memory_basis="total" if basis is None else basis)
+    for key, allowed in (("draft_tp", DRAFT_TP_POLICIES), ("kv_allocation", KV_ALLOCATIONS),
+                         ("kv_memory_basis", KV_MEMORY_BASES)):
         if fields[key] not in allowed:
             raise InputError(f"{label}: key {key!r} = {fields[key]!r}; expected one of {', '.join(map(repr, allowed))}")
     return Runtime(name=name, source=label, **fields)
+
+
+_KV_FRACTION = Range(0.0, 1.0, low_open=True)
+
+
+def _kv_memory_fractions(value, label: str) -> tuple | None:
+    """`kv_memory_fraction`: one fraction in (0, 1], or [[tp at least, fraction], ...] from tp 1 up, as
+    ((1, f1), (tp2, f2), ...)."""
+    if value is None:
+        return None
+    expected = (f"a number {_KV_FRACTION.expected}, or [[tp, fraction], ...] pairs of increasing tp from 1, "
+                "each fraction in (0, 1]")
+    pairs = [[1, value]] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    ok = isinstance(pairs, list) and pairs and all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and not isinstance(p[0], bool)
+        and isinstance(p[1], (int, float)) and not isinstance(p[1], bool) and _KV_FRACTION.contains(float(p[1]))
+        for p in pairs)
+    if not ok or pairs[0][0] != 1 or any(a[0] >= b[0] for a, b in zip(pairs, pairs[1:])):
+        raise InputError(f"{label}: key 'kv_memory_fraction' = {value!r}; expected {expected}")
+    return tuple((int(tp), float(f)) for tp, f in pairs)
 
 
 def scale_gpu(gpu: GPU, *, bandwidth=1.0, flops=1.0, memory=1.0, link=1.0) -> GPU:

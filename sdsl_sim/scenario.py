@@ -35,7 +35,8 @@ names a key as "table.key" (e.g. "workload.batch"); `sweep.prepare_scenario_poin
     memory_scale = 1.0
     link_scale = 1.0
     memory_reserve_fraction = (profile)  # memory kept free per GPU, in [0, 1): vLLM's
-                              #   gpu_memory_utilization 0.9 = reserve 0.1 (of the driver-reported total)
+                              #   gpu_memory_utilization 0.9 = reserve 0.1 (of the driver-reported total);
+                              #   unset, the runtime's KV pool (kv_memory_fraction) or else the GPU profile's
     [workload]
     arrival = "static"        # "static" (all at t = 0), "poisson" (rate_per_s), "closed" (concurrency),
                               #   "trace" (instants and lengths from `trace`)

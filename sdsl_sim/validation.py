@@ -42,7 +42,7 @@ from scipy.optimize import brentq
 from .analytic import expected_tokens_per_iteration, heuristic_expected_tokens
 from .costs import PassWork
 from .errors import InputError
-from .hardware import load_gpu
+from .hardware import kv_pool_reserve, load_gpu
 from .models import dtype_bytes, load_model
 from .sim.infer import infer_alpha
 from .scenario import DEFAULT_MAX_GAMMA, scenario_from_dict
@@ -176,27 +176,36 @@ def _lengths(tokens: int, row: dict):
 
 
 def _reserve(row: dict) -> float:
-    """The GPU's memory_reserve_fraction that leaves KV the share f = kv_free_fraction of what the weights
-    leave free (TensorRT-LLM's basis), not of the whole memory (vLLM's): (1 - f)(1 - weights / memory)."""
+    """The GPU's memory_reserve_fraction that leaves KV the share kv_free_fraction of what the weights
+    leave free (TensorRT-LLM's basis, `hardware.kv_pool_reserve`)."""
     gpu, tp = load_gpu(row["gpu"]), int(row["tp"])
     weights = load_model(row["target_catalog"]).params * dtype_bytes(row.get("weight_dtype") or "bf16")
-    return (1.0 - float(row["kv_free_fraction"])) * (1.0 - weights / (tp * gpu.memory_bytes))
+    return kv_pool_reserve(float(row["kv_free_fraction"]), "free", gpu.memory_bytes, weights / tp)
 
 
-def _metric(summary: dict, metric: str, batch: int, serving: bool) -> float:
+def _metric(summary: dict, metric: str, speculative: bool, serving: bool) -> float:
     if serving:
         return summary["output_throughput" if metric == "throughput_tokens_per_s" else metric]
-    tpot = summary["tpot_ms"]
-    return {"tpot_ms": tpot, "tokens_per_s_per_user": 1e3 / tpot, "throughput_tokens_per_s": batch * 1e3 / tpot,
-            "speedup_vs_autoregressive": summary["speedup_vs_autoregressive"]}[metric]
+    if metric == "speedup_vs_autoregressive":
+        return summary[metric]
+    tpot = summary["tpot_ms" if speculative else "baseline_tpot_ms"]  # a plain row is the run's plain arm
+    if metric == "throughput_tokens_per_s":
+        return _running_batch(summary) * 1e3 / tpot
+    return {"tpot_ms": tpot, "tokens_per_s_per_user": 1e3 / tpot}[metric]
+
+
+def _running_batch(summary: dict) -> float:
+    """The sequences a plain static batch runs at once: the stated batch, or fewer when the KV pool the
+    model gives the engine cannot hold that many (`sim.run.predict`); its throughput x TPOT."""
+    return summary["baseline_output_throughput"] * summary["baseline_tpot_ms"] / 1e3
 
 
 def _session_throughput(outcome) -> float:
     """Output tokens/s of one static batch timed whole: its prompts prefilled in one pass (priced by the same
     step model as the decode steps), then output - 1 steps at the predicted TPOT."""
-    wl = outcome.setup.scenario.config["workload"]
-    batch, prompt, output = wl["batch"], wl["prompt_tokens"], wl["output_tokens"]
-    tpot_s = outcome.summary["tpot_ms"] / 1e3
+    wl, summary = outcome.setup.scenario.config["workload"], outcome.summary
+    batch, prompt, output = round(_running_batch(summary)), wl["prompt_tokens"], wl["output_tokens"]
+    tpot_s = summary["baseline_tpot_ms"] / 1e3
     timer = outcome.setup.base_timer  # a plain row: the target alone
     prefill_s = float(timer.step(0, 0, 0.0, PassWork.group(batch, prompt, 0.0, prefill=True)).total_s)
     return batch * output / (prefill_s + (output - 1) * tpot_s)
@@ -230,7 +239,8 @@ def skip_reason(row: dict) -> str | None:
 
 def predict_row(row: dict) -> dict:
     """The row with its prediction: predicted, error (predicted / measured - 1), alpha and its origin,
-    implied_alpha for speculative speedup rows, assumed_lengths, and
+    implied_alpha for speculative speedup rows, assumed_lengths, running_batch for a plain static batch
+    (fewer than its batch when the model's KV pool holds fewer), and
     mean_prompt_tokens for a serving row, predicted_baseline_e2e_ms and _ttft_ms beside a stated
     baseline_e2e_ms."""
     out = dict(row)
@@ -250,9 +260,11 @@ def predict_row(row: dict) -> dict:
     data = scenario_data(row, alpha)
     outcome = run_scenario(scenario_from_dict(data, source=f"validation row {row['id']}"), 0)
     summary = outcome.summary
-    predicted = _metric(summary, row["metric"], data["workload"]["batch"], _serving(row))
+    predicted = _metric(summary, row["metric"], speculative, _serving(row))
     if row.get("includes_prefill"):
         predicted = _session_throughput(outcome)
+    if not (speculative or _serving(row)):
+        out["running_batch"] = round(_running_batch(summary))
     out.update(predicted=predicted, error=predicted / row["value"] - 1,
                alpha=summary["alpha"] if speculative else float("nan"), alpha_origin=origin,
                assumed_lengths=not (row.get("prompt_tokens") and row.get("output_tokens")), skipped="")

@@ -12,10 +12,10 @@ import pytest
 
 from sdsl_sim.analytic import expected_tokens_per_iteration
 from sdsl_sim.cli import main
-from sdsl_sim.costs import Deployment, pass_cost
+from sdsl_sim.costs import Deployment, kv_token_capacity, pass_cost
 from sdsl_sim.errors import InputError
 from sdsl_sim.hardware import list_runtimes, load_gpu, load_runtime
-from sdsl_sim.models import load_model
+from sdsl_sim.models import kv_bytes_per_token, load_model
 from sdsl_sim.scenario import scenario_from_dict
 from sdsl_sim.sim.infer import infer_alpha
 from sdsl_sim.sim.policies import HeuristicGamma
@@ -32,7 +32,7 @@ def test_every_engine_profile_loads_and_every_number_has_a_source_comment(name):
     load_runtime(name)
     for line in (RUNTIMES / f"{name}.toml").read_text().splitlines():
         key_value = line.split("#", 1)[0].strip()
-        if re.fullmatch(r"\w+ = -?[0-9.e+-]+", key_value):
+        if re.fullmatch(r"\w+ = [-0-9.e+\[\], ]+", key_value):  # a number or an array of numbers
             assert "#" in line and len(line.split("#", 1)[1].strip()) > 10, f"{name}: {line!r} has no source"
 
 
@@ -45,6 +45,14 @@ def test_the_built_in_runtimes_are_the_engines_and_the_generic_three():
     ("spec_iteration_us = 0.0", "spec_iteration_us = inf"),
     ("spec_iteration_us = 0.0", "spec_iteration_us = -1.0"),
     ("shard_lm_head = true", 'shard_lm_head = "yes"'),
+    ("kv_memory_fraction = 0.9", "kv_memory_fraction = 1.5"),
+    ("kv_memory_fraction = 0.9", "kv_memory_fraction = 0"),
+    ("kv_memory_fraction = 0.9", 'kv_memory_fraction = "most"'),
+    ("kv_memory_fraction = 0.9", "kv_memory_fraction = [[2, 0.9]]"),
+    ("kv_memory_fraction = 0.9", "kv_memory_fraction = [[1, 0.9], [1, 0.8]]"),
+    ("kv_memory_fraction = 0.9", "kv_memory_fraction = [[1, 0.9, 3]]"),
+    ('kv_memory_basis = "total"', 'kv_memory_basis = "free memory"'),
+    ("kv_memory_fraction = 0.9", "# no fraction, yet a basis"),
 ])
 def test_bad_engine_profiles_are_one_line_errors(tmp_path, edit, needle):
     path = tmp_path / "mine.toml"
@@ -52,6 +60,34 @@ def test_bad_engine_profiles_are_one_line_errors(tmp_path, edit, needle):
     with pytest.raises(InputError) as info:
         load_runtime(str(path))
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("tp", [1, 2, 8])
+def test_an_engines_kv_pool_is_its_fraction_of_memory_on_its_basis(tp):
+    """vLLM's 0.9 and SGLang's tp-dependent mem_fraction_static count the weights in (of the whole memory);
+    TensorRT-LLM's 0.9 is of what the weights leave; an engine that states no pool keeps the GPU's reserve."""
+    gpu, model = load_gpu("h100-sxm"), load_model("llama-3.1-8b")
+    total, weights, per_token = tp * gpu.memory_bytes, model.params * 2.0, kv_bytes_per_token(model, "bf16", tp)
+    sglang = {1: 0.88, 2: 0.87, 8: 0.81}[tp]
+    expected = {"vllm": (0.9 * total - weights) / per_token, "sglang": (sglang * total - weights) / per_token,
+                "trtllm": 0.9 * (total - weights) / per_token,
+                "hf-transformers": ((1 - gpu.memory_reserve_fraction) * total - weights) / per_token}
+    for name, tokens in expected.items():
+        assert kv_token_capacity([model], gpu, tp=tp, runtime=name) == pytest.approx(tokens, rel=1e-12), name
+
+
+def test_a_scenarios_memory_reserve_overrides_the_engines_kv_pool():
+    def budget(**hardware):
+        data = {"model": {"target": "llama-3.1-8b", "draft": "llama-3.2-1b"},
+                "hardware": {"name": "h100-sxm", "tp": 1, "runtime": "trtllm", **hardware},
+                "workload": {"requests": 4, "batch": 4, "prompt_tokens": 128, "output_tokens": 16}}
+        return setup(scenario_from_dict(data, source="test")).base_kv_token_budget
+
+    gpu, model = load_gpu("h100-sxm"), load_model("llama-3.1-8b")
+    per_token, weights = kv_bytes_per_token(model, "bf16", 1), model.params * 2.0
+    assert budget() == pytest.approx(0.9 * (gpu.memory_bytes - weights) / per_token, rel=1e-12)
+    assert budget(memory_reserve_fraction=0.3) == pytest.approx((0.7 * gpu.memory_bytes - weights) / per_token,
+                                                                rel=1e-12)
 
 
 def _pricer(runtime, draft_tp=1, tp=1, gpu="h100-sxm"):

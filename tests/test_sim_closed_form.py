@@ -8,7 +8,7 @@ from sdsl_sim.metrics import tpot_ci
 from sdsl_sim.scenario import scenario_from_dict
 from sdsl_sim.sim.run import evaluate, run_scenario
 from sdsl_sim.sim.setup import setup
-from sdsl_sim.sim.validate import agreement_grid, point
+from sdsl_sim.sim.validate import agreement_grid
 
 
 def ideal(alpha, ratio, gamma, tokens):
@@ -94,6 +94,22 @@ def test_same_seed_same_result():
     assert [a.pop(key) for key in lists] == [b.pop(key) for key in lists]
     assert a == pytest.approx(b, nan_ok=True)
     assert evaluate(real(8), seed=5)["tpot_ms"] != a["tpot_ms"]
+
+
+def test_analytic_throughputs_run_each_arm_at_the_batch_its_own_kv_pool_holds():
+    """With the draft's weights and cache loaded the KV pool holds fewer sequences than the plain arm's:
+    each arm's throughput is its own running batch over its own TPOT."""
+    scenario = scenario_from_dict({
+        "run": {"method": "analytic"}, "model": {"target": "llama-3.1-8b", "draft": "llama-3.2-1b"},
+        "hardware": {"name": "h100-sxm", "tp": 1},
+        "workload": {"requests": 512, "batch": 512, "prompt_tokens": 2048, "output_tokens": 2048},
+        "decoding": {"gamma": 3, "alpha": 0.7}})
+    s, summary = setup(scenario), run_scenario(scenario, seed=0).summary
+    batch, base_batch = (int(budget // 4096) for budget in (s.kv_token_budget, s.base_kv_token_budget))
+    assert batch < base_batch < 512
+    assert summary["output_throughput"] == pytest.approx(batch / (summary["tpot_ms"] / 1e3), rel=1e-12)
+    assert summary["baseline_output_throughput"] == pytest.approx(base_batch / (summary["baseline_tpot_ms"] / 1e3),
+                                                                  rel=1e-12)
 
 
 def test_analytic_method_agrees_with_simulation_at_batch_1():

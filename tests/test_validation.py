@@ -72,6 +72,23 @@ def test_a_whole_generate_row_pays_its_context_phase():
     assert 0.05 < prefill_s / (127 * tpot_s) < 1  # a 98k-token prefill: a real share of the session, not all of it
 
 
+def test_a_static_batch_the_models_kv_pool_cannot_hold_is_priced_at_the_batch_it_holds():
+    """A100 fp16, 60 x 2176 tokens: TensorRT-LLM's KV pool (0.9 of what the weights leave) holds 57 whole
+    requests, so the plain arm runs 57 at a time and its throughput is 57 over their TPOT, not 60 over it."""
+    from sdsl_sim.scenario import scenario_from_dict
+    from sdsl_sim.sim.run import evaluate
+    from sdsl_sim.sim.setup import setup
+    from sdsl_sim.validation import load_measurements, predict_row, scenario_data
+
+    row = {r["id"]: r for r in load_measurements()}["trtllm061-a100-l2-7b-bs60"]
+    row = {**row, "includes_prefill": False}
+    scenario = scenario_from_dict(scenario_data(row, None))
+    holds = int(setup(scenario).base_kv_token_budget // (128 + 2048))
+    priced = predict_row(row)
+    assert priced["running_batch"] == holds < row["batch"]
+    assert priced["predicted"] == pytest.approx(holds / (evaluate(scenario, 0)["baseline_tpot_ms"] / 1e3), rel=1e-12)
+
+
 def test_a_serving_row_simulates_the_stream_its_benchmark_sent():
     """trtllm-bench at infinite rate: every request queued at once, the batch capped by the engine's
     heuristic, the KV cache holding kv_free_fraction of what the weights leave free."""

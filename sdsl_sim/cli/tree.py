@@ -57,7 +57,7 @@ def tree(args) -> dict:
         draft_tp, draft_runtime = args.tp, runtime
     dtypes = dict(weight_dtype=args.dtype, kv_dtype=args.kv_dtype)
     check_memory([target, drafter], gpu, batch=args.batch, context=args.context + args.max_nodes + 1, tp=args.tp,
-                 **dtypes)
+                 runtime=runtime, **dtypes)
     served = Deployment.of(target, gpu, tp=args.tp, runtime=runtime, **dtypes)
     draft = Deployment.of(drafter, gpu, tp=draft_tp, runtime=draft_runtime, **dtypes)
     choice = hardware_tree(pricer_for(served, draft), accept, method=args.method, batch=args.batch,

@@ -57,7 +57,7 @@ def predict(s: Setup) -> dict:
         decode_s = s.timer.decode_s(batch, gamma, context) / float(s.acceptance.expected_tokens(gamma))
     tpot_s = decode_s + interference_s(s.timer, batch)
     base_s = s.base_timer.decode_s(base_batch, 0, context) + interference_s(s.base_timer, base_batch)
-    return {"gamma": gamma, "batch": batch, "tpot_s": tpot_s, "baseline_tpot_s": base_s}
+    return {"gamma": gamma, "batch": batch, "base_batch": base_batch, "tpot_s": tpot_s, "baseline_tpot_s": base_s}
 
 
 def _heuristic_step(s: Setup, max_gamma: int, batch: int, context: float) -> tuple:
@@ -184,7 +184,7 @@ def _analytic_summary(s: Setup, pred: dict, percentiles) -> dict:
     """The simulated summary's keys (`metrics.summary_keys`), NaN where only a simulation knows."""
     nan = float("nan")
     tokens = float(s.acceptance.expected_tokens(pred["gamma"]))
-    throughput, base_throughput = pred["batch"] / pred["tpot_s"], pred["batch"] / pred["baseline_tpot_s"]
+    throughput, base_throughput = pred["batch"] / pred["tpot_s"], pred["base_batch"] / pred["baseline_tpot_s"]
     out = {key: [nan, nan] if key.endswith("_ci95") else nan for key in metrics.summary_keys(percentiles)}
     out.update({f"baseline_{key}": nan for key in BASELINE_KEYS})
     out.update({f"{key}_ci95_note": ANALYTIC_CI_NOTE

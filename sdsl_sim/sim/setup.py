@@ -87,6 +87,8 @@ def resolve(scenario, draft: bool = True) -> Resolved:
         gpu = dataclasses.replace(gpu, memory_reserve_fraction=float(hw["memory_reserve_fraction"]))
     runtime = load("hardware.runtime", load_runtime,
                    gpu.default_runtime if hw["runtime"] is None else hw["runtime"])
+    if hw["memory_reserve_fraction"] is not None:  # the scenario's reserve overrides the engine's KV pool size
+        runtime = dataclasses.replace(runtime, kv_memory_fractions=None)
     sched = scheduler_of(cfg, runtime, source)
     trace = None
     if wl["trace"] is not None:
@@ -105,11 +107,12 @@ def resolve(scenario, draft: bool = True) -> Resolved:
     dtypes = {"weight_dtype": m["weight_dtype"], "kv_dtype": m["kv_dtype"]}
     if hw["tp"] is None:  # the fewest GPUs that hold the weights and a full batch at its longest
         hw["tp"] = load("hardware.tp", fewest_tp, list(models.values()), gpu, batch=wl["batch"], context=context,
-                        **dtypes)
+                        runtime=runtime, **dtypes)
     draft_tp = draft_tp_of(hw, runtime, method)
     if draft and "draft" in models:
         load("hardware.draft_tp", check_tp, models["draft"], draft_tp)
-    load("hardware.tp", check_memory, list(models.values()), gpu, batch=1, context=context, tp=hw["tp"], **dtypes)
+    load("hardware.tp", check_memory, list(models.values()), gpu, batch=1, context=context, tp=hw["tp"],
+         runtime=runtime, **dtypes)
     return Resolved(models["target"], models.get("draft"), gpu, runtime, trace, longest, sched, draft_tp, shape)
 
 
@@ -210,8 +213,8 @@ def setup(scenario) -> Setup:
     timer = StepTimer(StepPricer.of(target, draft, parts.shape), max_context=max_context)
     base_timer = StepTimer(StepPricer.of(target), max_context=max_context)
     drafters = [] if parts.draft is None else [parts.draft]
-    capacity = kv_token_capacity([parts.target, *drafters], parts.gpu, tp=hw["tp"], **dtypes)
-    base_capacity = kv_token_capacity([parts.target], parts.gpu, tp=hw["tp"], **dtypes)
+    capacity = kv_token_capacity([parts.target, *drafters], parts.gpu, tp=hw["tp"], runtime=parts.runtime, **dtypes)
+    base_capacity = kv_token_capacity([parts.target], parts.gpu, tp=hw["tp"], runtime=parts.runtime, **dtypes)
     scheduler = Scheduler(chunked_prefill=sched["chunked_prefill"],
                           max_num_batched_tokens=sched["max_num_batched_tokens"],
                           kv_allocation=sched["kv_allocation"], block_size=sched["block_size"],
