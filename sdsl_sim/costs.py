@@ -482,8 +482,7 @@ class Deployment:
     @classmethod
     def of(cls, model: Model, gpu: GPU, *, tp=1, weight_dtype="bf16", kv_dtype="bf16", runtime=None) -> "Deployment":
         """runtime: a `hardware.Runtime`, a profile name or path, or None for the GPU's default."""
-        if runtime is None or isinstance(runtime, str):
-            runtime = load_runtime(runtime or gpu.default_runtime)
+        runtime = _runtime_on(gpu, runtime)
         dtype_bytes(weight_dtype, "weight dtype")
         dtype_bytes(kv_dtype, "kv dtype")
         return cls(model, gpu, check_tp(model, tp), weight_dtype, kv_dtype, runtime)
@@ -589,6 +588,13 @@ def pass_cost(model: Model, gpu: GPU, *, batch, tokens, context, tp=1, weight_dt
     return PassCost(float(latency), max(bound, key=bound.get), breakdown, bound)
 
 
+def _runtime_on(gpu: GPU, runtime) -> Runtime:
+    """`runtime` as a Runtime: itself, a profile name or path, or None for the GPU's default."""
+    if runtime is None or isinstance(runtime, str):
+        return load_runtime(runtime or gpu.default_runtime)
+    return runtime
+
+
 def _memory_terms(models, gpu: GPU, tp, weight_dtype, kv_dtype, runtime) -> tuple:
     """(weight bytes of all models, their KV bytes per token, bytes tp GPUs offer, the reserve fraction):
     the memory arithmetic shared by `kv_token_capacity` and `check_memory`. The reserve is the engine's
@@ -599,9 +605,7 @@ def _memory_terms(models, gpu: GPU, tp, weight_dtype, kv_dtype, runtime) -> tupl
     check_tp(models[0], tp)
     weights = sum(m.params for m in models) * dtype_bytes(weight_dtype, "weight dtype")
     kv_per_token = sum(kv_bytes_per_token(m, kv_dtype, tp) for m in models)
-    if runtime is None or isinstance(runtime, str):
-        runtime = load_runtime(runtime or gpu.default_runtime)
-    reserve = runtime.memory_reserve(gpu.memory_bytes, weights / tp, tp)
+    reserve = _runtime_on(gpu, runtime).memory_reserve(gpu.memory_bytes, weights / tp, tp)
     if reserve is None:
         reserve = gpu.memory_reserve_fraction
     return weights, kv_per_token, tp * gpu.memory_bytes * (1.0 - reserve), reserve

@@ -405,11 +405,11 @@ def _kv_memory_fractions(value, label: str) -> tuple | None:
     ((1, f1), (tp2, f2), ...)."""
     if value is None:
         return None
-    expected = (f"a number {_KV_FRACTION.expected}, or [[tp, fraction], ...] pairs of increasing tp from 1, "
-                "each fraction in (0, 1]")
+    expected = (f"{_KV_FRACTION.expected}, or [[tp, fraction], ...] pairs of increasing tp from 1 (each tp "
+                f"{TP.expected}, each fraction in (0, 1])")
     pairs = [[1, value]] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     ok = isinstance(pairs, list) and pairs and all(
-        isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and not isinstance(p[0], bool)
+        isinstance(p, list) and len(p) == 2 and TP.contains(p[0])
         and isinstance(p[1], (int, float)) and not isinstance(p[1], bool) and _KV_FRACTION.contains(float(p[1]))
         for p in pairs)
     if not ok or pairs[0][0] != 1 or any(a[0] >= b[0] for a, b in zip(pairs, pairs[1:])):

@@ -51,6 +51,7 @@ def test_the_built_in_runtimes_are_the_engines_and_the_generic_three():
     ("kv_memory_fraction = 0.9", "kv_memory_fraction = [[2, 0.9]]"),
     ("kv_memory_fraction = 0.9", "kv_memory_fraction = [[1, 0.9], [1, 0.8]]"),
     ("kv_memory_fraction = 0.9", "kv_memory_fraction = [[1, 0.9, 3]]"),
+    ("kv_memory_fraction = 0.9", "kv_memory_fraction = [[1, 0.9], [100000, 0.8]]"),
     ('kv_memory_basis = "total"', 'kv_memory_basis = "free memory"'),
     ("kv_memory_fraction = 0.9", "# no fraction, yet a basis"),
 ])
